@@ -1,0 +1,19 @@
+"""kerasnas: Keras-native neural architecture search on keras-tuner."""
+
+from kerasnas import data, oracles, spaces
+from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
+from kerasnas.search import Search
+from kerasnas.tuner import NasTuner
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture",
+    "Cell",
+    "NasTuner",
+    "OutOfSpaceError",
+    "Search",
+    "data",
+    "oracles",
+    "spaces",
+]

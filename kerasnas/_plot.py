@@ -1,0 +1,112 @@
+"""Drawing architectures: graphviz where installed, matplotlib otherwise."""
+
+from __future__ import annotations
+
+from kerasnas.architecture import INPUT_PREFIX, OUTPUT, Architecture, Cell
+
+_COLOURS = {"input": "#cfe2f3", "output": "#d9ead3", "add": "#fff2cc", "op": "#f4cccc"}
+
+
+def _kind(label: str) -> str:
+    if label.startswith(INPUT_PREFIX):
+        return "input"
+    if label == OUTPUT:
+        return "output"
+    if label == "add":
+        return "add"
+    return "op"
+
+
+def plot_with_graphviz(arch: Architecture, path: str, fmt: str) -> None:
+    import pydot
+
+    graph = pydot.Dot(graph_type="digraph", rankdir="TB")
+    for name, cell in arch.cells.items():
+        cluster = pydot.Cluster(name, label=f"{name} cell")
+        for v, label in enumerate(cell.ops):
+            cluster.add_node(
+                pydot.Node(
+                    f"{name}_{v}",
+                    label=label,
+                    shape="box",
+                    style="filled",
+                    fillcolor=_COLOURS[_kind(label)],
+                )
+            )
+        for u in range(cell.num_vertices):
+            for w in cell.successors(u):
+                cluster.add_edge(pydot.Edge(f"{name}_{u}", f"{name}_{w}"))
+        graph.add_subgraph(cluster)
+    if arch.choices:
+        text = "\\n".join(f"{k} = {v}" for k, v in arch.choices.items())
+        graph.add_node(pydot.Node("choices", label=text, shape="note"))
+    graph.write(path, format=fmt)
+
+
+def _layers(cell: Cell) -> list[int]:
+    """Depth of each vertex: the longest path from any source."""
+    depth = [0] * cell.num_vertices
+    for v in cell.topological_order():
+        for w in cell.successors(v):
+            depth[w] = max(depth[w], depth[v] + 1)
+    return depth
+
+
+def plot_with_matplotlib(arch: Architecture, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    cells = arch.cells
+    panels = len(cells) + (1 if arch.choices else 0)
+    widest = max(
+        [max(_layers(c).count(d) for d in set(_layers(c))) for c in cells.values()] or [1]
+    )
+    fig, axes = plt.subplots(
+        1, panels, figsize=(max(5.0, 1.4 * widest) * panels, 7), squeeze=False
+    )
+    for ax, (name, cell) in zip(axes[0], cells.items()):
+        depth = _layers(cell)
+        rows: dict[int, list[int]] = {}
+        for v, d in enumerate(depth):
+            rows.setdefault(d, []).append(v)
+        pos = {}
+        for d, vertices in rows.items():
+            for i, v in enumerate(vertices):
+                pos[v] = ((i + 1) / (len(vertices) + 1), 1.0 - d / (max(depth) + 1))
+        for u in range(cell.num_vertices):
+            for w in cell.successors(u):
+                ax.annotate(
+                    "",
+                    xy=pos[w],
+                    xytext=pos[u],
+                    arrowprops={"arrowstyle": "->", "color": "#555555"},
+                )
+        for v, label in enumerate(cell.ops):
+            ax.text(
+                *pos[v],
+                label,
+                ha="center",
+                va="center",
+                fontsize=8,
+                bbox={"boxstyle": "round", "fc": _COLOURS[_kind(label)], "ec": "#333333"},
+            )
+        ax.set_title(f"{name} cell ({cell.hash()[:8]})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.05, 1.05)
+        ax.axis("off")
+    if arch.choices:
+        ax = axes[0][-1]
+        ax.text(
+            0.0,
+            1.0,
+            "\n".join(f"{k} = {v}" for k, v in arch.choices.items()),
+            va="top",
+            family="monospace",
+        )
+        ax.set_title("choices")
+        ax.axis("off")
+    fig.suptitle(f"architecture {arch.hash()[:8]}")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,103 @@
+"""The base of kerasnas strategies: a keras-tuner Oracle over a search space."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import keras_tuner
+import numpy as np
+from keras_tuner.src.engine import trial as trial_module
+
+from kerasnas.architecture import Architecture, OutOfSpaceError
+from kerasnas.spaces.base import SearchSpace
+
+
+class NasOracle(keras_tuner.Oracle):
+    """A keras-tuner `Oracle` that proposes architectures of a search space.
+
+    Subclasses implement `populate_space(trial_id)` and return
+    `self.propose(arch)` or `self.stop(reason)`. Trials are deduplicated by
+    the architecture's canonical hash, so isomorphic cells count as repeats.
+    The oracle's random numbers come from a generator seeded by `seed` and
+    the number of draws so far, which is saved with the oracle's state, so a
+    resumed search continues the same random sequence.
+
+    Args:
+        space: The `kerasnas.spaces.SearchSpace` to search.
+        objective: Name of the metric to optimise (direction inferred from
+            the name, e.g. `"val_accuracy"` is maximised) or a
+            `keras_tuner.Objective`. Defaults to `"val_accuracy"`.
+        max_trials: Most trials to run. Defaults to 10.
+        seed: Integer seed. Defaults to a random one.
+        **kwargs: Other `keras_tuner.Oracle` arguments, e.g.
+            `max_consecutive_failed_trials` and `max_retries_per_trial`.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objective: Any = "val_accuracy",
+        max_trials: int = 10,
+        seed: int | None = None,
+        **kwargs: Any,
+    ):
+        if not isinstance(space, SearchSpace):
+            raise ValueError(
+                "space must be a kerasnas.spaces.SearchSpace (e.g. "
+                f"kerasnas.spaces.NASNetSpace()). Received: {space!r}."
+            )
+        if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
+            raise ValueError(
+                f"max_trials must be an integer >= 1. Received: max_trials={max_trials!r}."
+            )
+        hp = keras_tuner.HyperParameters()
+        space.declare_hyperparameters(hp)
+        super().__init__(
+            objective=objective, max_trials=max_trials, hyperparameters=hp, seed=seed, **kwargs
+        )
+        if seed is not None:  # keras-tuner replaces a seed of 0 by a random one.
+            self.seed = seed
+            self._seed_state = seed
+        self.space = space
+        self._draws = 0
+        self.stop_reason: str | None = None
+
+    # -- Helpers for subclasses --------------------------------------------
+    def rng(self) -> np.random.Generator:
+        """A fresh generator, determined by the seed and the draws so far."""
+        rng = np.random.default_rng([self.seed, self._draws])
+        self._draws += 1
+        return rng
+
+    def propose(self, arch: Architecture) -> dict[str, Any]:
+        """The `populate_space` response that runs `arch` as the next trial."""
+        return {"status": trial_module.TrialStatus.RUNNING, "values": self.space.encode(arch)}
+
+    def stop(self, reason: str) -> dict[str, Any]:
+        """The `populate_space` response that ends the search."""
+        if self.stop_reason is None:
+            print(f"[kerasnas] search stopped: {reason}")
+        self.stop_reason = reason
+        return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+
+    def is_new(self, arch: Architecture) -> bool:
+        """Whether no trial so far has an architecture isomorphic to `arch`."""
+        return arch.hash() not in self._tried_so_far
+
+    def architecture(self, trial: trial_module.Trial) -> Architecture:
+        """The architecture a trial trains."""
+        return self.space.decode(trial.hyperparameters.values)
+
+    # -- keras-tuner hooks --------------------------------------------------
+    def _compute_values_hash(self, values: Mapping[str, Any]) -> str:
+        try:
+            return self.space.decode(values).hash()
+        except OutOfSpaceError:
+            return super()._compute_values_hash(values)
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "draws": self._draws}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._draws = state.get("draws", 0)

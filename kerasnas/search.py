@@ -1,0 +1,413 @@
+"""`kerasnas.Search`: the facade that runs a neural architecture search."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import keras
+import keras_tuner
+from keras_tuner.src.engine import trial as trial_module
+
+from kerasnas import data as data_module
+from kerasnas._io import write_json
+from kerasnas.architecture import Architecture
+from kerasnas.oracles import STRATEGIES
+from kerasnas.oracles.base import NasOracle
+from kerasnas.spaces.base import SearchSpace
+from kerasnas.tuner import PARAMS, TRAIN_TIME, NasTuner
+
+METADATA = "kerasnas.json"
+
+
+class Search:
+    """Searches a space of architectures for the best model of your data.
+
+    ```python
+    import kerasnas as kn
+    (x, y), (x_val, y_val), _ = kn.data.load("digits")
+    search = kn.Search(kn.spaces.NASNetSpace(), strategy="random",
+                       objective="val_accuracy", max_trials=20, seed=0)
+    search.fit(x, y, validation_data=(x_val, y_val), epochs=5)
+    model = search.best_model()
+    ```
+
+    Trials are kept in keras-tuner's store under `directory/project_name`;
+    with `overwrite=False` a new `Search` on the same project resumes it.
+
+    Args:
+        space: A `kerasnas.spaces.SearchSpace`. Its `input_shape` and
+            `num_classes` may be left out: `fit` takes them from the data.
+        strategy: A strategy name (one of `kerasnas.oracles.STRATEGIES`:
+            `"random"`) or an oracle instance built on the same space.
+            Defaults to `"random"`.
+        objective: The metric to optimise, e.g. `"val_accuracy"` (maximised)
+            or `"val_loss"` (minimised), or a `keras_tuner.Objective`.
+            Defaults to `"val_accuracy"`, or the oracle's objective.
+        max_trials: Most trials to run. Defaults to 10, or the oracle's.
+        directory: Where projects are stored. Defaults to `"kerasnas_runs"`.
+        project_name: The project's folder name. Defaults to `"search"`.
+        overwrite: Whether to delete an existing project of that name instead
+            of resuming it. Defaults to False.
+        distribution_strategy: A `tf.distribute.Strategy` under which each
+            trial's model is built and trained.
+        seed: Integer seed for the strategy and each trial's initial weights.
+        max_model_size: Trials whose model has more parameters fail at once.
+        verbose: 1 prints a line per trial and a final table; 0 is silent.
+        **oracle_kwargs: Other arguments of the strategy's oracle (and of
+            `keras_tuner.Oracle`, e.g. `max_consecutive_failed_trials`).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        strategy: str | keras_tuner.Oracle = "random",
+        *,
+        objective: str | keras_tuner.Objective | None = None,
+        max_trials: int | None = None,
+        directory: str | os.PathLike = "kerasnas_runs",
+        project_name: str = "search",
+        overwrite: bool = False,
+        distribution_strategy: Any = None,
+        seed: int | None = None,
+        max_model_size: int | None = None,
+        verbose: int = 1,
+        **oracle_kwargs: Any,
+    ):
+        if not isinstance(space, SearchSpace):
+            raise ValueError(
+                "space must be a kerasnas.spaces.SearchSpace, e.g. "
+                f"kerasnas.spaces.NASNetSpace(). Received: {space!r}."
+            )
+        self.space = space
+        if isinstance(strategy, keras_tuner.Oracle):
+            if oracle_kwargs:
+                raise ValueError(
+                    f"Oracle arguments {sorted(oracle_kwargs)} cannot be applied to "
+                    "an oracle instance; pass them to the oracle instead."
+                )
+            self.oracle = _adopt_oracle(strategy, space, objective, max_trials)
+            self.strategy = type(strategy).__name__
+        elif isinstance(strategy, str):
+            if strategy not in STRATEGIES:
+                raise ValueError(
+                    f"Unknown strategy {strategy!r}. Choose one of "
+                    f"{sorted(STRATEGIES)}, or pass an oracle instance."
+                )
+            self.oracle = STRATEGIES[strategy](
+                space,
+                objective=objective or "val_accuracy",
+                max_trials=10 if max_trials is None else max_trials,
+                seed=seed,
+                **oracle_kwargs,
+            )
+            self.strategy = strategy
+        else:
+            raise ValueError(
+                "strategy must be a strategy name or a keras_tuner.Oracle. "
+                f"Received: {strategy!r}."
+            )
+        if max_model_size is not None and max_model_size < 1:
+            raise ValueError(f"max_model_size must be positive. Received: {max_model_size}.")
+        self.directory = os.fspath(directory)
+        self.project_name = project_name
+        self.overwrite = overwrite
+        self.distribution_strategy = distribution_strategy
+        self.seed = seed
+        self.max_model_size = max_model_size
+        self.verbose = verbose
+        self._tuner: NasTuner | None = None
+
+    @property
+    def project_dir(self) -> str:
+        return os.path.join(self.directory, self.project_name)
+
+    @property
+    def objective(self) -> keras_tuner.Objective:
+        return self.oracle.objective
+
+    # -- Running ------------------------------------------------------------
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        *,
+        validation_data: Any = None,
+        epochs: int = 5,
+        batch_size: int = 32,
+        callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        verbose: int = 0,
+        **fit_kwargs: Any,
+    ) -> "Search":
+        """Runs trials until `max_trials` are done or the strategy stops.
+
+        Args:
+            x: Training examples (numpy array) or a batched `tf.data.Dataset`
+                of `(examples, labels)`.
+            y: Labels when `x` is an array: class indices or one-hot rows.
+            validation_data: `(x_val, y_val)` or a batched dataset; needed for
+                `val_*` objectives.
+            epochs: Training epochs per trial. Defaults to 5.
+            batch_size: Batch size for array data. Defaults to 32.
+            callbacks: Keras callbacks for every trial's `fit` (deep-copied).
+            verbose: Verbosity of each trial's `model.fit`. Defaults to 0.
+            **fit_kwargs: Other `model.fit` arguments.
+
+        Returns:
+            The `Search`, for chaining.
+        """
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}.")
+        train = data_module.examine(x, y, read_labels=self.space.num_classes is None)
+        val = None
+        if validation_data is not None:
+            if isinstance(validation_data, (tuple, list)):
+                if len(validation_data) != 2:
+                    raise ValueError(
+                        "validation_data must be (x_val, y_val) or a tf.data.Dataset. "
+                        f"Received a sequence of {len(validation_data)} items."
+                    )
+                val = data_module.examine(*validation_data, what="validation data")
+            else:
+                val = data_module.examine(
+                    validation_data, what="validation data",
+                    read_labels=self.space.num_classes is None,
+                )
+            if val.input_shape != train.input_shape:
+                raise ValueError(
+                    f"Validation examples have shape {val.input_shape} but training "
+                    f"examples have shape {train.input_shape}."
+                )
+        seen = [e.num_labels for e in (train, val) if e is not None and e.num_labels]
+        self.space.configure(
+            input_shape=train.input_shape,
+            num_classes=self.space.num_classes or max(seen),
+        )
+        for examined, what in ((train, "training data"), (val, "validation data")):
+            if examined is not None:
+                data_module.check_labels_fit(examined, self.space.num_classes, what)
+        self._check_objective(has_validation=val is not None)
+
+        kwargs: dict[str, Any] = dict(fit_kwargs)
+        kwargs.update(epochs=epochs, callbacks=list(callbacks or []), verbose=verbose)
+        if val is not None:
+            kwargs["validation_data"] = val.x if val.is_dataset else (val.x, val.y)
+        if not train.is_dataset:
+            kwargs["batch_size"] = batch_size
+        tuner = self._get_tuner()
+        if self.verbose:
+            done = len(self.completed_trials())
+            print(
+                f"[kerasnas] {self.strategy} search, objective {self.objective.name}, "
+                f"max_trials={self.oracle.max_trials}"
+                + (f", resuming with {done} completed" if done else "")
+                + f"; project {self.project_dir}",
+                flush=True,
+            )
+        if train.is_dataset:
+            tuner.search(train.x, **kwargs)
+        else:
+            tuner.search(train.x, train.y, **kwargs)
+        if self.verbose:
+            self.summary()
+        return self
+
+    def _check_objective(self, has_validation: bool) -> None:
+        produced = ["loss", *self.space.metrics]
+        if has_validation:
+            produced += [f"val_{name}" for name in produced]
+        names = getattr(self.objective, "name_to_direction", {self.objective.name: None})
+        for name in names:
+            if name not in produced:
+                hint = (
+                    " Metrics starting with 'val_' need validation_data."
+                    if name.startswith("val_") and not has_validation
+                    else ""
+                )
+                raise ValueError(
+                    f"The objective {name!r} is not a metric the models produce; "
+                    f"choose one of {produced}.{hint}"
+                )
+
+    def _get_tuner(self) -> NasTuner:
+        if self._tuner is not None:
+            return self._tuner
+        metadata_path = os.path.join(self.project_dir, METADATA)
+        stored = None
+        if not self.overwrite and os.path.exists(metadata_path):
+            stored = _read_metadata(metadata_path)
+            stored_space = stored["space"]
+            if not self.space.is_configured:
+                self.space.configure(stored_space["input_shape"], stored_space["num_classes"])
+            if stored_space != self.space.get_config():
+                raise ValueError(
+                    f"The project {self.project_dir} was searched with another space:\n"
+                    f"  stored: {stored_space}\n  now:    {self.space.get_config()}\n"
+                    "Use the same space to resume, or pass overwrite=True or another "
+                    "project_name to start afresh."
+                )
+        if not self.space.is_configured:
+            raise ValueError(
+                "The space does not know its input_shape and num_classes and no "
+                f"search is stored in {self.project_dir}; call fit() first."
+            )
+        self._tuner = NasTuner(
+            self.oracle,
+            self.space,
+            seed=self.seed,
+            progress=bool(self.verbose),
+            directory=self.directory,
+            project_name=self.project_name,
+            overwrite=self.overwrite,
+            distribution_strategy=self.distribution_strategy,
+            max_model_size=self.max_model_size,
+        )
+        if stored is None:
+            write_json(
+                metadata_path,
+                {
+                    "space": self.space.get_config(),
+                    "strategy": self.strategy,
+                    "objective": self.objective.name,
+                },
+            )
+        return self._tuner
+
+    # -- Results ------------------------------------------------------------
+    def completed_trials(self) -> list[trial_module.Trial]:
+        return [
+            t for t in self.oracle.trials.values()
+            if t.status == trial_module.TrialStatus.COMPLETED
+        ]
+
+    def results(self) -> list[dict[str, Any]]:
+        """One record per trial, in trial order.
+
+        Each record has `trial_id`, `status` (keras-tuner's status name),
+        `architecture` (JSON), `hash`, `score` (the objective), `metrics`
+        (best-epoch value by metric name), `params`, `train_time` (seconds)
+        and `message` (the error of a failed trial, else None).
+        """
+        self._ensure_loaded()
+        records = []
+        for trial_id in sorted(self.oracle.trials):
+            trial = self.oracle.trials[trial_id]
+            arch = self.space.decode(trial.hyperparameters.values)
+            metrics = {
+                name: float(trial.metrics.get_last_value(name))
+                for name in trial.metrics.metrics
+            }
+            records.append(
+                {
+                    "trial_id": trial.trial_id,
+                    "status": trial.status,
+                    "architecture": arch.to_json(),
+                    "hash": arch.hash(),
+                    "score": None if trial.score is None else float(trial.score),
+                    "metrics": {
+                        k: v for k, v in metrics.items() if k not in (PARAMS, TRAIN_TIME)
+                    },
+                    "params": _as_int(metrics.get(PARAMS)),
+                    "train_time": metrics.get(TRAIN_TIME),
+                    "message": trial.message,
+                }
+            )
+        return records
+
+    def best_trials(self, k: int = 1) -> list[trial_module.Trial]:
+        """The k best completed trials, best first."""
+        self._ensure_loaded()
+        best = [
+            t for t in self.oracle.get_best_trials(k)
+            if t.status == trial_module.TrialStatus.COMPLETED
+        ]
+        if not best:
+            raise ValueError(
+                f"No trial has completed in {self.project_dir}; call fit() first."
+            )
+        return best
+
+    def best_architectures(self, k: int = 1) -> list[Architecture]:
+        """The architectures of the k best completed trials, best first."""
+        return [self.space.decode(t.hyperparameters.values) for t in self.best_trials(k)]
+
+    def best_model(self) -> keras.Model:
+        """The best trial's trained model (weights of its best epoch)."""
+        trial = self.best_trials(1)[0]
+        return self._get_tuner().load_model(trial)
+
+    def export(self, path: str | os.PathLike) -> str:
+        """Saves the best model to a `.keras` file, loadable with `keras.models.load_model`."""
+        path = os.fspath(path)
+        if not path.endswith(".keras"):
+            raise ValueError(
+                f"export() writes the Keras format; the path must end in '.keras'. "
+                f"Received: {path!r}."
+            )
+        model = self.best_model()
+        if model.optimizer is not None and not model.optimizer.built:
+            # Save a complete optimizer, so that loading does not warn about it.
+            model.optimizer.build(model.trainable_variables)
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        model.save(path)
+        return path
+
+    def summary(self, k: int = 10) -> None:
+        """Prints a table of the k best completed trials."""
+        records = [r for r in self.results() if r["status"] == trial_module.TrialStatus.COMPLETED]
+        failed = sum(r["status"] == trial_module.TrialStatus.FAILED for r in self.results())
+        reverse = self.objective.direction == "max"
+        records.sort(key=lambda r: r["score"], reverse=reverse)
+        name = self.objective.name
+        print(
+            f"\n[kerasnas] {len(records)} completed, {failed} failed trials in "
+            f"{self.project_dir}; best {min(k, len(records))} by {name}:"
+        )
+        print(f"{'rank':>4}  {'trial':>5}  {'arch':8}  {name:>12}  {'params':>10}  {'time(s)':>8}")
+        for rank, r in enumerate(records[:k], 1):
+            print(
+                f"{rank:>4}  {r['trial_id']:>5}  {r['hash'][:8]}  {r['score']:>12.4f}  "
+                f"{r['params'] or 0:>10,}  {r['train_time'] or 0:>8.1f}"
+            )
+
+    def _ensure_loaded(self) -> None:
+        """Reads a stored project when this `Search` has not run one."""
+        if self._tuner is None and os.path.exists(os.path.join(self.project_dir, METADATA)):
+            self._get_tuner()
+
+
+def _adopt_oracle(oracle, space, objective, max_trials) -> keras_tuner.Oracle:
+    if isinstance(oracle, NasOracle) and oracle.space is not space:
+        raise ValueError(
+            "The oracle was built on another space object than the one given to "
+            "Search; build it on the same space."
+        )
+    if objective is not None and getattr(objective, "name", objective) != oracle.objective.name:
+        raise ValueError(
+            f"objective={objective!r} differs from the oracle's objective "
+            f"{oracle.objective.name!r}; set it on the oracle only."
+        )
+    if max_trials is not None and max_trials != oracle.max_trials:
+        raise ValueError(
+            f"max_trials={max_trials} differs from the oracle's max_trials="
+            f"{oracle.max_trials}; set it on the oracle only."
+        )
+    return oracle
+
+
+def _read_metadata(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"The project file {path} cannot be read ({e}). Restore it, or pass "
+            "overwrite=True to start afresh."
+        ) from e
+
+
+def _as_int(value: Any) -> int | None:
+    return None if value is None else int(value)

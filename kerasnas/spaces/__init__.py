@@ -1,0 +1,6 @@
+"""Search spaces: keras-tuner hypermodels whose values are architectures."""
+
+from kerasnas.spaces.base import Decision, SearchSpace
+from kerasnas.spaces.nasnet import NASNetSpace
+
+__all__ = ["Decision", "NASNetSpace", "SearchSpace"]

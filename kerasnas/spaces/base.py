@@ -1,0 +1,226 @@
+"""What every search space offers: ordered decisions, sampling, encoding, building."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Any, Iterator, Mapping, Sequence
+
+import keras
+import keras_tuner
+import numpy as np
+
+from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
+
+# Spaces with at most this many decision combinations can be enumerated.
+ENUMERATION_LIMIT = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """One decision of a search space.
+
+    Args:
+        name: Unique name, also the keras-tuner hyperparameter name
+            (e.g. `"normal/block_0/op_a"`).
+        choices: The values it can take (all bools, ints, floats or strs).
+        parent: Name of an earlier decision this one depends on, or None.
+        parent_values: The parent's values for which this decision is active.
+    """
+
+    name: str
+    choices: tuple[Scalar, ...]
+    parent: str | None = None
+    parent_values: tuple[Scalar, ...] = ()
+
+    def is_active(self, values: Mapping[str, Scalar]) -> bool:
+        return self.parent is None or values.get(self.parent) in self.parent_values
+
+
+class SearchSpace(keras_tuner.HyperModel):
+    """Base class of kerasnas search spaces (a `keras_tuner.HyperModel`).
+
+    A subclass declares its ordered `decisions`, maps decision values to an
+    `Architecture` (`decode`) and back (`encode`), and builds a compiled
+    Keras model from an architecture (`build_model`). Sampling, mutation,
+    enumeration and the keras-tuner glue are shared.
+
+    Args:
+        num_classes: Number of classes; `Search.fit` fills it in from the
+            labels when None.
+        input_shape: Shape of one example without the batch axis; filled in
+            from the data when None.
+        name: The space's name.
+    """
+
+    #: Metrics the compiled models report (besides `loss`).
+    metrics: tuple[str, ...] = ("accuracy",)
+
+    def __init__(
+        self,
+        num_classes: int | None = None,
+        input_shape: Sequence[int] | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name, tunable=True)
+        self.num_classes = None
+        self.input_shape = None
+        self.configure(input_shape=input_shape, num_classes=num_classes)
+
+    # -- What a subclass provides ------------------------------------------
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        raise NotImplementedError
+
+    def decode(self, values: Mapping[str, Scalar]) -> Architecture:
+        raise NotImplementedError
+
+    def encode(self, arch: Architecture) -> dict[str, Scalar]:
+        raise NotImplementedError
+
+    def build_model(self, arch: Architecture) -> keras.Model:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "class": type(self).__name__,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+        }
+
+    def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
+        """Raises ValueError when examples of this shape cannot be modelled."""
+
+    # -- Shared behaviour ---------------------------------------------------
+    def configure(
+        self,
+        input_shape: Sequence[int] | None = None,
+        num_classes: int | None = None,
+    ) -> None:
+        """Sets the input shape and class count, checking them against any set."""
+        if input_shape is not None:
+            shape = tuple(int(d) for d in input_shape)
+            if any(d < 1 for d in shape):
+                raise ValueError(
+                    f"input_shape must hold positive sizes. Received: {input_shape}."
+                )
+            self.check_input_shape(shape)
+            if self.input_shape is not None and self.input_shape != shape:
+                raise ValueError(
+                    f"The data's examples have shape {shape} but the space was "
+                    f"built for input_shape={self.input_shape}. Pass matching "
+                    "data or leave input_shape out to take it from the data."
+                )
+            self.input_shape = shape
+        if num_classes is not None:
+            if int(num_classes) < 2:
+                raise ValueError(
+                    f"num_classes must be at least 2. Received: {num_classes}."
+                )
+            if self.num_classes is not None and self.num_classes != int(num_classes):
+                raise ValueError(
+                    f"The space was built for num_classes={self.num_classes} "
+                    f"but {num_classes} were asked for."
+                )
+            self.num_classes = int(num_classes)
+
+    @property
+    def is_configured(self) -> bool:
+        return self.input_shape is not None and self.num_classes is not None
+
+    def decision(self, name: str) -> Decision:
+        for d in self.decisions:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def active_decisions(self, values: Mapping[str, Scalar]) -> list[Decision]:
+        return [d for d in self.decisions if d.is_active(values)]
+
+    def check_values(self, values: Mapping[str, Scalar]) -> None:
+        """Raises OutOfSpaceError unless `values` sets every active decision."""
+        for d in self.active_decisions(values):
+            if d.name not in values:
+                raise OutOfSpaceError(f"Missing a value for decision {d.name!r}.")
+            if values[d.name] not in d.choices:
+                raise OutOfSpaceError(
+                    f"Decision {d.name!r} cannot take {values[d.name]!r}; its "
+                    f"choices are {list(d.choices)}."
+                )
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """Draws each active decision uniformly at random."""
+        values: dict[str, Scalar] = {}
+        for d in self.decisions:
+            if d.is_active(values):
+                values[d.name] = _item(d.choices[rng.integers(len(d.choices))])
+        return self.decode(values)
+
+    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
+        """Changes one active decision (with more than one choice) at random."""
+        values = self.encode(arch)
+        mutable = [d for d in self.active_decisions(values) if len(d.choices) > 1]
+        if not mutable:
+            raise OutOfSpaceError("No decision of this space can be mutated.")
+        d = mutable[rng.integers(len(mutable))]
+        others = [c for c in d.choices if c != values[d.name]]
+        values[d.name] = _item(others[rng.integers(len(others))])
+        # Decisions that became active take their first choice; inactive ones go.
+        fixed: dict[str, Scalar] = {}
+        for dec in self.decisions:
+            if dec.is_active(fixed):
+                fixed[dec.name] = values.get(dec.name, dec.choices[0])
+        return self.decode(fixed)
+
+    def cardinality(self) -> int:
+        """Number of decision combinations (an upper bound when conditional)."""
+        return math.prod(len(d.choices) for d in self.decisions)
+
+    def enumerate(self) -> Iterator[Architecture]:
+        """Every architecture of a small space (may repeat isomorphic ones)."""
+        if self.cardinality() > ENUMERATION_LIMIT:
+            raise ValueError(
+                f"The space has {self.cardinality()} decision combinations, more "
+                f"than the {ENUMERATION_LIMIT} that can be enumerated."
+            )
+        names = [d.name for d in self.decisions]
+        seen = set()
+        for combo in itertools.product(*(d.choices for d in self.decisions)):
+            values = {}
+            for d, (name, value) in zip(self.decisions, zip(names, combo)):
+                if d.is_active(values):
+                    values[name] = value
+            key = tuple(sorted(values.items()))
+            if key not in seen:
+                seen.add(key)
+                yield self.decode(values)
+
+    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
+        """Registers every decision as a keras-tuner `Choice`."""
+        for d in self.decisions:
+            if d.parent is None:
+                hp.Choice(d.name, list(d.choices))
+            else:
+                with hp.conditional_scope(d.parent, list(d.parent_values)):
+                    hp.Choice(d.name, list(d.choices))
+
+    def values_from_hp(self, hp: keras_tuner.HyperParameters) -> dict[str, Scalar]:
+        """The active decision values held by keras-tuner hyperparameters."""
+        self.declare_hyperparameters(hp)
+        return {d.name: hp.values[d.name] for d in self.decisions if hp.is_active(d.name)}
+
+    def build(self, hp: keras_tuner.HyperParameters | Architecture) -> keras.Model:
+        """Builds the compiled model of an architecture or of trial hyperparameters."""
+        if not self.is_configured:
+            raise ValueError(
+                "The space does not know its input_shape and num_classes yet. "
+                "Pass them to the space, or let Search.fit() take them from the data."
+            )
+        arch = hp if isinstance(hp, Architecture) else self.decode(self.values_from_hp(hp))
+        return self.build_model(arch)
+
+
+def _item(value: Any) -> Scalar:
+    """Turns numpy scalars into plain Python ones (trial values must be)."""
+    return value.item() if isinstance(value, np.generic) else value

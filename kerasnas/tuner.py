@@ -1,0 +1,142 @@
+"""NasTuner: builds, trains and scores one trial's architecture."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from typing import Any
+
+import keras
+import keras_tuner
+from keras_tuner.src.engine import tuner_utils
+from keras_tuner.src.engine import trial as trial_module
+
+from kerasnas._io import write_json
+from kerasnas.spaces.base import SearchSpace
+
+# Metrics every kerasnas trial records besides the model's own.
+PARAMS = "params"
+TRAIN_TIME = "train_time"
+
+
+class NasTuner(keras_tuner.Tuner):
+    """A keras-tuner `Tuner` that trains the architectures an oracle proposes.
+
+    For each trial it decodes the architecture, writes it to
+    `trial_<id>/architecture.json`, builds and trains the model (under
+    `distribution_strategy` when given), and reports the objective's best
+    epoch together with the parameter count (`params`) and the wall-clock
+    build-and-train time in seconds (`train_time`). A trial whose loss becomes
+    NaN is stopped and recorded as failed, with the reason in its message.
+    It prints one line per trial instead of keras-tuner's tables.
+
+    Args:
+        oracle: A `kerasnas.oracles.NasOracle` (or any keras-tuner Oracle).
+        space: The `kerasnas.spaces.SearchSpace` that builds the models.
+        seed: Seeds Keras's random state at the start of each trial, so a
+            trial's initial weights depend only on the seed and trial id.
+        progress: Whether to print a line per trial.
+        **kwargs: Other `keras_tuner.Tuner` arguments (`directory`,
+            `project_name`, `overwrite`, `distribution_strategy`,
+            `max_model_size`, `executions_per_trial`, ...).
+    """
+
+    def __init__(
+        self,
+        oracle: keras_tuner.Oracle,
+        space: SearchSpace,
+        *,
+        seed: int | None = None,
+        progress: bool = True,
+        **kwargs: Any,
+    ):
+        self.space = space
+        self.seed = seed
+        self.progress = progress
+        super().__init__(oracle=oracle, hypermodel=space, **kwargs)
+        self.oracle.verbose = 0  # kerasnas prints its own progress lines.
+        self._search_start = time.perf_counter()
+        self._params: int | None = None
+
+    def _populate_initial_space(self) -> None:
+        # The space declares its decisions; no model needs to be built for it.
+        hp = self.oracle.get_space()
+        self.space.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
+    def _try_build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        model = super()._try_build(hp)
+        self._params = int(model.count_params())
+        return model
+
+    def load_model(self, trial: trial_module.Trial) -> keras.Model:
+        with warnings.catch_warnings():
+            # The checkpoint holds weights only; the optimizer starts afresh.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return super().load_model(trial)
+
+    def on_search_begin(self) -> None:
+        self._search_start = time.perf_counter()
+        self.oracle.verbose = 0  # `search(verbose=...)` turned keras-tuner's display on.
+
+    def run_trial(self, trial: trial_module.Trial, *args: Any, **kwargs: Any) -> dict:
+        arch = self.space.decode(trial.hyperparameters.values)
+        write_json(
+            os.path.join(self.get_trial_dir(trial.trial_id), "architecture.json"),
+            arch.to_config(),
+        )
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed * 100_003 + int(trial.trial_id))
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [
+            keras.callbacks.TerminateOnNaN()
+        ]
+        start = time.perf_counter()
+        histories = super().run_trial(trial, *args, **kwargs)
+        train_time = time.perf_counter() - start
+        objective = self.oracle.objective
+        for history in histories:
+            losses = history.history.get("loss", [])
+            if any(not math.isfinite(v) for v in losses):
+                raise keras_tuner.errors.FailedTrialError(
+                    f"Training loss became {losses[-1]} at epoch {len(losses)}; "
+                    "the architecture diverged (try a lower learning rate)."
+                )
+            names = getattr(objective, "name_to_direction", {objective.name: None})
+            missing = [n for n in names if n not in history.history]
+            if missing:
+                raise keras_tuner.errors.FatalValueError(
+                    f"The objective {missing} is not among the metrics the model "
+                    f"produces: {sorted(history.history)}. Choose one of those "
+                    "(metrics starting with 'val_' need validation data)."
+                )
+        metrics = tuner_utils.convert_to_metrics_dict(histories, objective)
+        metrics = {name: float(value) for name, value in metrics.items()}
+        metrics[PARAMS] = float(self._params or 0)
+        metrics[TRAIN_TIME] = train_time
+        return metrics
+
+    def on_trial_end(self, trial: trial_module.Trial) -> None:
+        super().on_trial_end(trial)
+        if self.progress:
+            print(self._progress_line(self.oracle.get_trial(trial.trial_id)), flush=True)
+
+    def _progress_line(self, trial: trial_module.Trial) -> str:
+        objective = self.oracle.objective
+        total = self.oracle.max_trials
+        number = int(trial.trial_id) + 1
+        arch = self.space.decode(trial.hyperparameters.values).hash()[:8]
+        elapsed = time.perf_counter() - self._search_start
+        head = f"[kerasnas] trial {number}/{total} arch={arch}"
+        if trial.status != trial_module.TrialStatus.COMPLETED:
+            reason = (trial.message or "").strip().splitlines()
+            return f"{head} {trial.status}: {reason[-1] if reason else ''} elapsed={elapsed:.1f}s"
+        best = self.oracle.get_best_trials(1)
+        best_score = best[0].score if best else float("nan")
+        params = trial.metrics.get_last_value(PARAMS)
+        seconds = trial.metrics.get_last_value(TRAIN_TIME)
+        return (
+            f"{head} {objective.name}={trial.score:.4f} best={best_score:.4f} "
+            f"params={int(params):,} time={seconds:.1f}s elapsed={elapsed:.1f}s"
+        )
