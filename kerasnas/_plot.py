@@ -60,13 +60,9 @@ def plot_with_matplotlib(arch: Architecture, path: str) -> None:
 
     cells = arch.cells
     panels = len(cells) + (1 if arch.choices else 0)
-    widest = max(
-        [max(_layers(c).count(d) for d in set(_layers(c))) for c in cells.values()] or [1]
-    )
-    fig, axes = plt.subplots(
-        1, panels, figsize=(max(5.0, 1.4 * widest) * panels, 7), squeeze=False
-    )
-    for ax, (name, cell) in zip(axes[0], cells.items()):
+    widest = max([max(_layers(c).count(d) for d in set(_layers(c))) for c in cells.values()] or [1])
+    fig, axes = plt.subplots(1, panels, figsize=(max(5.0, 1.4 * widest) * panels, 7), squeeze=False)
+    for ax, (name, cell) in zip(axes[0], cells.items(), strict=False):
         depth = _layers(cell)
         rows: dict[int, list[int]] = {}
         for v, d in enumerate(depth):

@@ -19,7 +19,8 @@ import hashlib
 import json
 import os
 import shutil
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 INPUT_PREFIX = "input"
 OUTPUT = "output"
@@ -54,9 +55,7 @@ def graph_hash(matrix: Sequence[Sequence[int]], labels: Sequence[Any]) -> str:
         )
     in_degree = [sum(int(matrix[i][j]) for i in range(n)) for j in range(n)]
     out_degree = [sum(int(v) for v in matrix[i]) for i in range(n)]
-    hashes = [
-        _md5(str((out_degree[v], in_degree[v], labels[v]))) for v in range(n)
-    ]
+    hashes = [_md5(str((out_degree[v], in_degree[v], labels[v]))) for v in range(n)]
     for _ in range(n):
         hashes = [
             _md5(
@@ -128,8 +127,7 @@ class Cell:
             )
         if len(ops) != n:
             raise ValueError(
-                f"A cell needs one op per vertex. Received: {n} vertices and "
-                f"ops={ops}."
+                f"A cell needs one op per vertex. Received: {n} vertices and ops={ops}."
             )
         if any(v not in (0, 1) for row in matrix for v in row):
             raise ValueError("A cell's matrix must hold only 0 and 1.")
@@ -137,8 +135,7 @@ class Cell:
             raise ValueError("A cell's matrix has a self-loop; a cell is a DAG.")
         if ops.count(OUTPUT) != 1:
             raise ValueError(
-                f"A cell needs exactly one vertex labelled {OUTPUT!r}. "
-                f"Received: ops={ops}."
+                f"A cell needs exactly one vertex labelled {OUTPUT!r}. Received: ops={ops}."
             )
         if not any(op.startswith(INPUT_PREFIX) for op in ops):
             raise ValueError(
@@ -290,7 +287,7 @@ class Architecture:
         return json.dumps(self.to_config(), sort_keys=True)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "Architecture":
+    def from_config(cls, config: Mapping[str, Any]) -> Architecture:
         unknown = set(config) - {"cells", "choices"}
         if unknown:
             raise ValueError(
@@ -300,15 +297,13 @@ class Architecture:
         return cls(cells=config.get("cells"), choices=config.get("choices"))
 
     @classmethod
-    def from_json(cls, text: str) -> "Architecture":
+    def from_json(cls, text: str) -> Architecture:
         try:
             config = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"Not an architecture JSON string: {e}") from e
         if not isinstance(config, dict):
-            raise ValueError(
-                f"An architecture JSON must hold an object. Received: {text[:80]!r}"
-            )
+            raise ValueError(f"An architecture JSON must hold an object. Received: {text[:80]!r}")
         return cls.from_config(config)
 
     def plot(self, path: str | os.PathLike) -> str:
@@ -327,8 +322,7 @@ class Architecture:
         fmt = os.path.splitext(path)[1].lower().lstrip(".")
         if fmt not in ("png", "svg", "pdf"):
             raise ValueError(
-                "arch.plot() writes .png, .svg or .pdf files. "
-                f"Received: path={path!r}."
+                f"arch.plot() writes .png, .svg or .pdf files. Received: path={path!r}."
             )
         from kerasnas import _plot
 

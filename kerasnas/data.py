@@ -8,7 +8,8 @@ search space needs to know about it (example shape, class count).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,9 @@ class Examined:
     is_dataset: bool
 
 
-def examine(x: Any, y: Any = None, *, what: str = "training data", read_labels: bool = True) -> Examined:
+def examine(
+    x: Any, y: Any = None, *, what: str = "training data", read_labels: bool = True
+) -> Examined:
     """Checks a dataset and describes it.
 
     Args:
@@ -84,9 +87,7 @@ def examine(x: Any, y: Any = None, *, what: str = "training data", read_labels: 
     """
     if _is_dataset(x):
         if y is not None:
-            raise ValueError(
-                f"{what}: a tf.data.Dataset already holds the labels; do not pass y."
-            )
+            raise ValueError(f"{what}: a tf.data.Dataset already holds the labels; do not pass y.")
         return _examine_dataset(x, what, read_labels)
     if x is None:
         raise ValueError(f"{what}: no examples were given (x is None).")
@@ -104,9 +105,7 @@ def examine(x: Any, y: Any = None, *, what: str = "training data", read_labels: 
         raise ValueError(f"{what}: x must be numeric. Received dtype {x.dtype}.")
     y = labels_to_indices(y, what)
     if len(y) != len(x):
-        raise ValueError(
-            f"{what}: x has {len(x)} examples but y has {len(y)} labels."
-        )
+        raise ValueError(f"{what}: x has {len(x)} examples but y has {len(y)} labels.")
     x = x.astype("float32", copy=False)
     if not np.isfinite(x).all():
         raise ValueError(f"{what}: x holds NaN or infinite values.")
@@ -141,9 +140,7 @@ def labels_to_indices(y: Any, what: str) -> np.ndarray:
         )
     y = y.astype("int64")
     if y.min() < 0:
-        raise ValueError(
-            f"{what}: labels must be class indices 0..num_classes-1; found {y.min()}."
-        )
+        raise ValueError(f"{what}: labels must be class indices 0..num_classes-1; found {y.min()}.")
     return y
 
 
@@ -184,9 +181,7 @@ def _examine_dataset(dataset: Any, what: str, read_labels: bool) -> Examined:
         )
     input_shape = tuple(x_spec.shape[1:])
     if any(d is None for d in input_shape):
-        raise ValueError(
-            f"{what}: examples must have a fixed shape. Received {x_spec.shape}."
-        )
+        raise ValueError(f"{what}: examples must have a fixed shape. Received {x_spec.shape}.")
     num_labels = None
     if read_labels:
         if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import keras_tuner
@@ -105,8 +106,7 @@ class Search:
             self.strategy = strategy
         else:
             raise ValueError(
-                "strategy must be a strategy name or a keras_tuner.Oracle. "
-                f"Received: {strategy!r}."
+                f"strategy must be a strategy name or a keras_tuner.Oracle. Received: {strategy!r}."
             )
         if max_model_size is not None and max_model_size < 1:
             raise ValueError(f"max_model_size must be positive. Received: {max_model_size}.")
@@ -139,7 +139,7 @@ class Search:
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
         verbose: int = 0,
         **fit_kwargs: Any,
-    ) -> "Search":
+    ) -> Search:
         """Runs trials until `max_trials` are done or the strategy stops.
 
         Args:
@@ -171,7 +171,8 @@ class Search:
                 val = data_module.examine(*validation_data, what="validation data")
             else:
                 val = data_module.examine(
-                    validation_data, what="validation data",
+                    validation_data,
+                    what="validation data",
                     read_labels=self.space.num_classes is None,
                 )
             if val.input_shape != train.input_shape:
@@ -277,8 +278,7 @@ class Search:
     # -- Results ------------------------------------------------------------
     def completed_trials(self) -> list[trial_module.Trial]:
         return [
-            t for t in self.oracle.trials.values()
-            if t.status == trial_module.TrialStatus.COMPLETED
+            t for t in self.oracle.trials.values() if t.status == trial_module.TrialStatus.COMPLETED
         ]
 
     def results(self) -> list[dict[str, Any]]:
@@ -295,8 +295,7 @@ class Search:
             trial = self.oracle.trials[trial_id]
             arch = self.space.decode(trial.hyperparameters.values)
             metrics = {
-                name: float(trial.metrics.get_last_value(name))
-                for name in trial.metrics.metrics
+                name: float(trial.metrics.get_last_value(name)) for name in trial.metrics.metrics
             }
             records.append(
                 {
@@ -305,9 +304,7 @@ class Search:
                     "architecture": arch.to_json(),
                     "hash": arch.hash(),
                     "score": None if trial.score is None else float(trial.score),
-                    "metrics": {
-                        k: v for k, v in metrics.items() if k not in (PARAMS, TRAIN_TIME)
-                    },
+                    "metrics": {k: v for k, v in metrics.items() if k not in (PARAMS, TRAIN_TIME)},
                     "params": _as_int(metrics.get(PARAMS)),
                     "train_time": metrics.get(TRAIN_TIME),
                     "message": trial.message,
@@ -319,13 +316,12 @@ class Search:
         """The k best completed trials, best first."""
         self._ensure_loaded()
         best = [
-            t for t in self.oracle.get_best_trials(k)
+            t
+            for t in self.oracle.get_best_trials(k)
             if t.status == trial_module.TrialStatus.COMPLETED
         ]
         if not best:
-            raise ValueError(
-                f"No trial has completed in {self.project_dir}; call fit() first."
-            )
+            raise ValueError(f"No trial has completed in {self.project_dir}; call fit() first.")
         return best
 
     def best_architectures(self, k: int = 1) -> list[Architecture]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import keras
 import keras_tuner
-from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src.engine import tuner_utils
 
 from kerasnas._io import write_json
 from kerasnas.spaces.base import SearchSpace

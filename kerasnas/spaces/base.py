@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import keras
 import keras_tuner
@@ -102,9 +103,7 @@ class SearchSpace(keras_tuner.HyperModel):
         if input_shape is not None:
             shape = tuple(int(d) for d in input_shape)
             if any(d < 1 for d in shape):
-                raise ValueError(
-                    f"input_shape must hold positive sizes. Received: {input_shape}."
-                )
+                raise ValueError(f"input_shape must hold positive sizes. Received: {input_shape}.")
             self.check_input_shape(shape)
             if self.input_shape is not None and self.input_shape != shape:
                 raise ValueError(
@@ -115,9 +114,7 @@ class SearchSpace(keras_tuner.HyperModel):
             self.input_shape = shape
         if num_classes is not None:
             if int(num_classes) < 2:
-                raise ValueError(
-                    f"num_classes must be at least 2. Received: {num_classes}."
-                )
+                raise ValueError(f"num_classes must be at least 2. Received: {num_classes}.")
             if self.num_classes is not None and self.num_classes != int(num_classes):
                 raise ValueError(
                     f"The space was built for num_classes={self.num_classes} "
@@ -184,13 +181,12 @@ class SearchSpace(keras_tuner.HyperModel):
                 f"The space has {self.cardinality()} decision combinations, more "
                 f"than the {ENUMERATION_LIMIT} that can be enumerated."
             )
-        names = [d.name for d in self.decisions]
         seen = set()
         for combo in itertools.product(*(d.choices for d in self.decisions)):
             values = {}
-            for d, (name, value) in zip(self.decisions, zip(names, combo)):
+            for d, value in zip(self.decisions, combo, strict=True):
                 if d.is_active(values):
-                    values[name] = value
+                    values[d.name] = value
             key = tuple(sorted(values.items()))
             if key not in seen:
                 seen.add(key)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 from keras import layers
@@ -182,7 +183,7 @@ class NASNetSpace(SearchSpace):
             branches = sorted(cell.predecessors(add))
             if len(branches) != 2:
                 fail(f"block {b} adds {len(branches)} branches instead of 2")
-            for branch, field in zip(branches, "ab"):
+            for branch, field in zip(branches, "ab", strict=True):
                 sources = cell.predecessors(branch)
                 if len(sources) != 1 or sources[0] not in index:
                     fail(f"block {b} has a branch that does not start at an input or earlier block")
@@ -204,10 +205,12 @@ class NASNetSpace(SearchSpace):
         cells = arch.cells
         for stage in range(self.num_reductions + 1):
             for _ in range(self.num_cells):
-                prev_prev, prev = prev, _build_cell(cells["normal"], prev, prev_prev, filters, False)
+                out = _build_cell(cells["normal"], prev, prev_prev, filters, reduction=False)
+                prev_prev, prev = prev, out
             if stage < self.num_reductions:
                 filters *= 2
-                prev_prev, prev = prev, _build_cell(cells["reduction"], prev, prev_prev, filters, True)
+                out = _build_cell(cells["reduction"], prev, prev_prev, filters, reduction=True)
+                prev_prev, prev = prev, out
         x = layers.ReLU()(prev)
         x = layers.GlobalAveragePooling2D()(x)
         if self.dropout:

@@ -8,7 +8,7 @@ Each op maps `(x, filters, strides)` to a tensor with `filters` channels
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import layers
@@ -81,9 +81,7 @@ def check_ops(ops) -> tuple[str, ...]:
         raise ValueError(f"The op set is empty. Choose among {sorted(OPS)}.")
     unknown = [op for op in ops if op not in OPS]
     if unknown:
-        raise ValueError(
-            f"Unknown op name(s) {unknown}. Known ops: {sorted(OPS)}."
-        )
+        raise ValueError(f"Unknown op name(s) {unknown}. Known ops: {sorted(OPS)}.")
     if len(set(ops)) != len(ops):
         raise ValueError(f"The op set lists an op twice. Received: ops={list(ops)}.")
     return ops

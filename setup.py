@@ -1,0 +1,43 @@
+"""kerasnas: Keras-native neural architecture search on keras-tuner."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "kerasnas" / "__init__.py").read_text()
+).group(1)
+
+setup(
+    name="kerasnas",
+    version=VERSION,
+    description="Keras-native neural architecture search: cell spaces, RL, evolution, "
+    "morphism and random search as keras-tuner oracles.",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kerasnas", "kerasnas.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "keras-tuner>=1.4.7",
+        "tensorflow-datasets>=4.9",
+        "absl-py>=1.0",
+        # keras-tuner imports tensorboard at trial time; TensorFlow no longer pulls it in.
+        "tensorboard>=2.16",
+        # The embedded default dataset (8x8 digits) ships with scikit-learn.
+        "scikit-learn>=1.0",
+        # Architecture and search plots.
+        "matplotlib>=3.5",
+        "pydot>=1.4",
+    ],
+    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    entry_points={"console_scripts": []},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,34 @@
+"""Small, fast fixtures shared by the tests: a digits subset and a tiny space."""
+
+import functools
+
+import kerasnas as kn
+
+
+@functools.lru_cache(maxsize=1)
+def _digits():
+    return kn.data.load("digits")
+
+
+def digits(train: int = 400, val: int = 150):
+    """A subset of the digits train and validation splits."""
+    (x, y), (xv, yv), _ = _digits()
+    return (x[:train], y[:train]), (xv[:val], yv[:val])
+
+
+def test_split():
+    return _digits()[2]
+
+
+def space(**kwargs) -> kn.spaces.NASNetSpace:
+    """A NASNet space small enough to build and train a trial in seconds."""
+    config = dict(
+        num_blocks=2,
+        num_cells=1,
+        num_reductions=1,
+        filters=8,
+        ops=["sep_conv_3x3", "max_pool_3x3", "identity"],
+        learning_rate=0.01,
+    )
+    config.update(kwargs)
+    return kn.spaces.NASNetSpace(**config)
