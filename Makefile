@@ -27,11 +27,13 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
-	@ls benchmarks/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@set -e; for b in benchmarks/*.py; do \
+	  [ -e "$$b" ] || { echo "no benchmark scripts yet"; break; }; \
+	  echo "== $$b"; $(PY) $$b; \
+	done
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check kerasnas tests examples benchmarks setup.py
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) kerasnas_runs *.egg-info
