@@ -106,7 +106,10 @@ class Cell:
     previous cell's output and `"input_1"` for the one before). Exactly one
     vertex is labelled `"output"`. Every other vertex is an operation; a
     vertex that cannot reach the output, or cannot be reached from an input,
-    computes nothing useful and is dropped on construction.
+    computes nothing useful and is dropped on construction. When no input
+    reaches the output at all, only the inputs and the output remain, with no
+    edges, and `is_connected` is False (spaces that cannot hold such a cell
+    raise `OutOfSpaceError`).
 
     Args:
         matrix: Square 0/1 adjacency matrix (list of lists); `matrix[i][j]`
@@ -157,6 +160,11 @@ class Cell:
         return self._ops
 
     @property
+    def is_connected(self) -> bool:
+        """Whether some input reaches the output."""
+        return any(any(row) for row in self._matrix)
+
+    @property
     def num_vertices(self) -> int:
         return len(self._ops)
 
@@ -203,12 +211,11 @@ def _prune(matrix: list[list[int]], ops: list[str]) -> tuple[list, list]:
         return seen
 
     useful = reach(inputs, True) & reach([output], False)
-    keep = [v for v in range(n) if v in useful or v in inputs]
     if output not in useful:
-        raise OutOfSpaceError(
-            "The cell's output cannot be reached from any input: the "
-            f"architecture computes nothing. Received: ops={ops}."
-        )
+        # Nothing reaches the output: the cell computes a constant zero. Keep
+        # only its inputs and output, unconnected (`Cell.is_connected` is False).
+        useful = {output}
+    keep = [v for v in range(n) if v in useful or v in inputs]
     return [[matrix[i][j] for j in keep] for i in keep], [ops[v] for v in keep]
 
 

@@ -93,6 +93,15 @@ class SearchSpace(keras_tuner.HyperModel):
     def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
         """Raises ValueError when examples of this shape cannot be modelled."""
 
+    def key(self, values: Mapping[str, Scalar]) -> str:
+        """The key of an architecture in tabular benchmarks of this space.
+
+        Spaces with a published benchmark override it with the benchmark's
+        own key (e.g. NAS-Bench-201's arch string); the default is the
+        architecture's canonical hash.
+        """
+        return self.decode(values).hash()
+
     # -- Shared behaviour ---------------------------------------------------
     def configure(
         self,
@@ -215,6 +224,16 @@ class SearchSpace(keras_tuner.HyperModel):
             )
         arch = hp if isinstance(hp, Architecture) else self.decode(self.values_from_hp(hp))
         return self.build_model(arch)
+
+
+def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
+    """Compiles a softmax classifier the way every kerasnas space does."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=list(SearchSpace.metrics),
+    )
+    return model
 
 
 def _item(value: Any) -> Scalar:

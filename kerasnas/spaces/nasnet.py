@@ -10,7 +10,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace
+from kerasnas.spaces.base import Decision, SearchSpace, compile_classifier
 
 DEFAULT_OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
 CELL_NAMES = ("normal", "reduction")
@@ -217,12 +217,7 @@ class NASNetSpace(SearchSpace):
             x = layers.Dropout(self.dropout)(x)
         outputs = layers.Dense(self.num_classes, activation="softmax")(x)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
-        model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=list(self.metrics),
-        )
-        return model
+        return compile_classifier(model, self.learning_rate)
 
 
 def _build_cell(cell: Cell, prev, prev_prev, filters: int, reduction: bool):
