@@ -1,6 +1,6 @@
 """kerasnas: Keras-native neural architecture search on keras-tuner."""
 
-from kerasnas import data, oracles, spaces
+from kerasnas import benchmarks, data, oracles, spaces
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
 from kerasnas.search import Search
 from kerasnas.tuner import NasTuner
@@ -13,6 +13,7 @@ __all__ = [
     "NasTuner",
     "OutOfSpaceError",
     "Search",
+    "benchmarks",
     "data",
     "oracles",
     "spaces",

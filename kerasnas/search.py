@@ -55,6 +55,9 @@ class Search:
             trial's model is built and trained.
         seed: Integer seed for the strategy and each trial's initial weights.
         max_model_size: Trials whose model has more parameters fail at once.
+        evaluator: Optional stand-in for training, e.g. a
+            `kerasnas.benchmarks.TabularBenchmark` on the same space: trials
+            then look their metrics up, and `fit()` needs no data.
         verbose: 1 prints a line per trial and a final table; 0 is silent.
         **oracle_kwargs: Other arguments of the strategy's oracle (and of
             `keras_tuner.Oracle`, e.g. `max_consecutive_failed_trials`).
@@ -73,6 +76,7 @@ class Search:
         distribution_strategy: Any = None,
         seed: int | None = None,
         max_model_size: int | None = None,
+        evaluator: Any = None,
         verbose: int = 1,
         **oracle_kwargs: Any,
     ):
@@ -116,6 +120,12 @@ class Search:
         self.distribution_strategy = distribution_strategy
         self.seed = seed
         self.max_model_size = max_model_size
+        if evaluator is not None and getattr(evaluator, "space", space) is not space:
+            raise ValueError(
+                "The evaluator was built on another space object than the one given to "
+                "Search; build both on the same space."
+            )
+        self.evaluator = evaluator
         self.verbose = verbose
         self._tuner: NasTuner | None = None
 
@@ -157,6 +167,14 @@ class Search:
         Returns:
             The `Search`, for chaining.
         """
+        if self.evaluator is not None:
+            if x is not None or y is not None or validation_data is not None:
+                raise ValueError(
+                    "This search looks trials up in its evaluator; fit() takes no data."
+                )
+            self._check_objective(produced=list(self.evaluator.metric_names))
+            self._run_search()
+            return self
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}.")
         train = data_module.examine(x, y, read_labels=self.space.num_classes is None)
@@ -188,7 +206,10 @@ class Search:
         for examined, what in ((train, "training data"), (val, "validation data")):
             if examined is not None:
                 data_module.check_labels_fit(examined, self.space.num_classes, what)
-        self._check_objective(has_validation=val is not None)
+        produced = ["loss", *self.space.metrics]
+        if val is not None:
+            produced += [f"val_{name}" for name in produced]
+        self._check_objective(produced, has_validation=val is not None)
 
         kwargs: dict[str, Any] = dict(fit_kwargs)
         kwargs.update(epochs=epochs, callbacks=list(callbacks or []), verbose=verbose)
@@ -196,6 +217,13 @@ class Search:
             kwargs["validation_data"] = val.x if val.is_dataset else (val.x, val.y)
         if not train.is_dataset:
             kwargs["batch_size"] = batch_size
+        if train.is_dataset:
+            self._run_search(train.x, **kwargs)
+        else:
+            self._run_search(train.x, train.y, **kwargs)
+        return self
+
+    def _run_search(self, *args: Any, **kwargs: Any) -> None:
         tuner = self._get_tuner()
         if self.verbose:
             done = len(self.completed_trials())
@@ -206,18 +234,11 @@ class Search:
                 + f"; project {self.project_dir}",
                 flush=True,
             )
-        if train.is_dataset:
-            tuner.search(train.x, **kwargs)
-        else:
-            tuner.search(train.x, train.y, **kwargs)
+        tuner.search(*args, **kwargs)
         if self.verbose:
             self.summary()
-        return self
 
-    def _check_objective(self, has_validation: bool) -> None:
-        produced = ["loss", *self.space.metrics]
-        if has_validation:
-            produced += [f"val_{name}" for name in produced]
+    def _check_objective(self, produced: list[str], has_validation: bool = True) -> None:
         names = getattr(self.objective, "name_to_direction", {self.objective.name: None})
         for name in names:
             if name not in produced:
@@ -248,7 +269,7 @@ class Search:
                     "Use the same space to resume, or pass overwrite=True or another "
                     "project_name to start afresh."
                 )
-        if not self.space.is_configured:
+        if not self.space.is_configured and self.evaluator is None:
             raise ValueError(
                 "The space does not know its input_shape and num_classes and no "
                 f"search is stored in {self.project_dir}; call fit() first."
@@ -263,6 +284,7 @@ class Search:
             overwrite=self.overwrite,
             distribution_strategy=self.distribution_strategy,
             max_model_size=self.max_model_size,
+            evaluator=self.evaluator,
         )
         if stored is None:
             write_json(

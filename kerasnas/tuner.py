@@ -10,6 +10,7 @@ from typing import Any
 
 import keras
 import keras_tuner
+import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine import tuner_utils
 
@@ -38,6 +39,10 @@ class NasTuner(keras_tuner.Tuner):
         seed: Seeds Keras's random state at the start of each trial, so a
             trial's initial weights depend only on the seed and trial id.
         progress: Whether to print a line per trial.
+        evaluator: Optional stand-in for training, such as a
+            `kerasnas.benchmarks.TabularBenchmark`: an object with
+            `evaluate(values, rng) -> {metric: value}` (and optionally
+            `time_metric` and `max_time`). Trials then build no model.
         **kwargs: Other `keras_tuner.Tuner` arguments (`directory`,
             `project_name`, `overwrite`, `distribution_strategy`,
             `max_model_size`, `executions_per_trial`, ...).
@@ -50,11 +55,13 @@ class NasTuner(keras_tuner.Tuner):
         *,
         seed: int | None = None,
         progress: bool = True,
+        evaluator: Any = None,
         **kwargs: Any,
     ):
         self.space = space
         self.seed = seed
         self.progress = progress
+        self.evaluator = evaluator
         super().__init__(oracle=oracle, hypermodel=space, **kwargs)
         self.oracle.verbose = 0  # kerasnas prints its own progress lines.
         self._search_start = time.perf_counter()
@@ -71,18 +78,28 @@ class NasTuner(keras_tuner.Tuner):
         self._params = int(model.count_params())
         return model
 
-    def load_model(self, trial: trial_module.Trial) -> keras.Model:
-        with warnings.catch_warnings():
-            # The checkpoint holds weights only; the optimizer starts afresh.
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return super().load_model(trial)
-
     def on_search_begin(self) -> None:
         self._search_start = time.perf_counter()
         self.oracle.verbose = 0  # `search(verbose=...)` turned keras-tuner's display on.
 
+    def pre_create_trial(self) -> None:
+        max_time = getattr(self.evaluator, "max_time", None)
+        if max_time is not None:
+            used = sum(
+                t.metrics.get_last_value(TRAIN_TIME) or 0.0
+                for t in self.oracle.trials.values()
+                if t.metrics.exists(TRAIN_TIME)
+            )
+            if used >= max_time:
+                self.oracle.request_stop(
+                    f"the simulated time budget is spent ({used:.0f} s of max_time={max_time:g} s)"
+                )
+
     def run_trial(self, trial: trial_module.Trial, *args: Any, **kwargs: Any) -> dict:
-        arch = self.space.decode(trial.hyperparameters.values)
+        values = trial.hyperparameters.values
+        if self.evaluator is not None:
+            return self._evaluate(trial)
+        arch = self.space.decode(values)
         write_json(
             os.path.join(self.get_trial_dir(trial.trial_id), "architecture.json"),
             arch.to_config(),
@@ -117,6 +134,25 @@ class NasTuner(keras_tuner.Tuner):
         metrics[TRAIN_TIME] = train_time
         return metrics
 
+    def _evaluate(self, trial: trial_module.Trial) -> dict:
+        # The draw of a noisy table depends only on the seed and trial id.
+        rng = np.random.default_rng([self.seed or 0, int(trial.trial_id)])
+        metrics = dict(self.evaluator.evaluate(trial.hyperparameters.values, rng))
+        time_metric = getattr(self.evaluator, "time_metric", None)
+        metrics.setdefault(TRAIN_TIME, metrics[time_metric] if time_metric else 0.0)
+        return metrics
+
+    def load_model(self, trial: trial_module.Trial) -> keras.Model:
+        if self.evaluator is not None:
+            raise ValueError(
+                "The trials of this search were looked up in a table, so no model was "
+                "trained. Build the architecture with search.space.build(arch) and train it."
+            )
+        with warnings.catch_warnings():
+            # The checkpoint holds weights only; the optimizer starts afresh.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return super().load_model(trial)
+
     def on_trial_end(self, trial: trial_module.Trial) -> None:
         super().on_trial_end(trial)
         if self.progress:
@@ -134,7 +170,7 @@ class NasTuner(keras_tuner.Tuner):
             return f"{head} {trial.status}: {reason[-1] if reason else ''} elapsed={elapsed:.1f}s"
         best = self.oracle.get_best_trials(1)
         best_score = best[0].score if best else float("nan")
-        params = trial.metrics.get_last_value(PARAMS)
+        params = trial.metrics.get_last_value(PARAMS) if trial.metrics.exists(PARAMS) else 0
         seconds = trial.metrics.get_last_value(TRAIN_TIME)
         return (
             f"{head} {objective.name}={trial.score:.4f} best={best_score:.4f} "

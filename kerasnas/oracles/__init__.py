@@ -1,9 +1,10 @@
 """Search strategies, each a keras-tuner Oracle."""
 
 from kerasnas.oracles.base import NasOracle
+from kerasnas.oracles.evolution import EvolutionOracle
 from kerasnas.oracles.random import RandomSearchOracle
 
 # Strategy names accepted by `kerasnas.Search(strategy=...)`.
-STRATEGIES = {"random": RandomSearchOracle}
+STRATEGIES = {"random": RandomSearchOracle, "evolution": EvolutionOracle}
 
-__all__ = ["NasOracle", "RandomSearchOracle", "STRATEGIES"]
+__all__ = ["STRATEGIES", "EvolutionOracle", "NasOracle", "RandomSearchOracle"]

@@ -10,7 +10,7 @@ import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 
 from kerasnas.architecture import Architecture, OutOfSpaceError
-from kerasnas.spaces.base import SearchSpace
+from kerasnas.spaces.base import ENUMERATION_LIMIT, SearchSpace
 
 
 class NasOracle(keras_tuner.Oracle):
@@ -60,8 +60,10 @@ class NasOracle(keras_tuner.Oracle):
             self.seed = seed
             self._seed_state = seed
         self.space = space
+        self.max_collisions = 50
         self._draws = 0
         self.stop_reason: str | None = None
+        self._stop_requested = False
 
     # -- Helpers for subclasses --------------------------------------------
     def rng(self) -> np.random.Generator:
@@ -80,6 +82,54 @@ class NasOracle(keras_tuner.Oracle):
             print(f"[kerasnas] search stopped: {reason}")
         self.stop_reason = reason
         return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+
+    def request_stop(self, reason: str) -> None:
+        """Starts no further trial (running ones finish); e.g. a budget is spent."""
+        if not self._stop_requested:
+            print(f"[kerasnas] search stopped: {reason}")
+        self._stop_requested = True
+        self.stop_reason = reason
+
+    def create_trial(self, tuner_id: str) -> trial_module.Trial:
+        if self._stop_requested and tuner_id not in self.ongoing_trials:
+            self.tuner_ids.discard(tuner_id)
+            return trial_module.Trial(
+                self.hyperparameters.copy(), status=trial_module.TrialStatus.STOPPED
+            )
+        return super().create_trial(tuner_id)
+
+    def sample_new(self, rng: np.random.Generator) -> Architecture | None:
+        """A uniformly drawn architecture not tried yet, or None when none is left.
+
+        After `max_collisions` repeats in a row, a small space (at most
+        `ENUMERATION_LIMIT` decision combinations) is enumerated to find
+        what is left.
+        """
+        for _ in range(self.max_collisions):
+            arch = self.space.sample(rng)
+            if self.is_new(arch):
+                return arch
+        if self.space.cardinality() <= ENUMERATION_LIMIT:
+            fresh = {a.hash(): a for a in self.space.enumerate() if self.is_new(a)}
+            if fresh:
+                keys = sorted(fresh)
+                return fresh[keys[rng.integers(len(keys))]]
+        return None
+
+    def propose_random(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Proposes `sample_new(rng)`, or stops when the space is exhausted."""
+        arch = self.sample_new(rng)
+        if arch is not None:
+            return self.propose(arch)
+        if self.space.cardinality() <= ENUMERATION_LIMIT:
+            return self.stop(
+                f"the search space is exhausted: all {len(self._tried_so_far)} "
+                "distinct architectures have been tried"
+            )
+        return self.stop(
+            f"{self.max_collisions} random draws in a row were architectures "
+            "already tried; the space looks exhausted"
+        )
 
     def is_new(self, arch: Architecture) -> bool:
         """Whether no trial so far has an architecture isomorphic to `arch`."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from kerasnas.oracles.base import NasOracle
-from kerasnas.spaces.base import ENUMERATION_LIMIT
 
 
 class RandomSearchOracle(NasOracle):
@@ -34,21 +33,4 @@ class RandomSearchOracle(NasOracle):
         self.max_collisions = max_collisions
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
-        rng = self.rng()
-        for _ in range(self.max_collisions):
-            arch = self.space.sample(rng)
-            if self.is_new(arch):
-                return self.propose(arch)
-        if self.space.cardinality() <= ENUMERATION_LIMIT:
-            fresh = {a.hash(): a for a in self.space.enumerate() if self.is_new(a)}
-            if fresh:
-                keys = sorted(fresh)
-                return self.propose(fresh[keys[rng.integers(len(keys))]])
-            return self.stop(
-                f"the search space is exhausted: all {len(self._tried_so_far)} "
-                "distinct architectures have been tried"
-            )
-        return self.stop(
-            f"{self.max_collisions} random draws in a row were architectures "
-            "already tried; the space looks exhausted"
-        )
+        return self.propose_random(self.rng())

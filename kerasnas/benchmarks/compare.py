@@ -1,0 +1,182 @@
+"""The strategy-comparison harness: every strategy on the same seeds of a table."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from kerasnas.benchmarks.tabular import TabularBenchmark
+
+
+@dataclasses.dataclass
+class StrategyResult:
+    """What one strategy achieved over the seeds.
+
+    Attributes:
+        strategy: The strategy's name.
+        final: Per seed, the reported metric of the best-by-objective trial.
+        curves: Per seed and trial, the reported metric of the best trial so
+            far (by objective); shape (seeds, budget).
+        rewards: Per seed and trial, the objective value of each trial;
+            shape (seeds, budget). Shows whether a strategy's samples improve.
+        seconds: Wall-clock seconds of all its runs.
+    """
+
+    strategy: str
+    final: np.ndarray
+    curves: np.ndarray
+    rewards: np.ndarray
+    seconds: float
+
+    @property
+    def mean(self) -> float:
+        return float(self.final.mean())
+
+    @property
+    def std(self) -> float:
+        return float(self.final.std())
+
+    def line(self, budget: int) -> str:
+        return (
+            f"{self.strategy} mean={self.mean:.4f} std={self.std:.4f} "
+            f"seeds={len(self.final)} budget={budget}"
+        )
+
+
+def compare(
+    bench: TabularBenchmark,
+    strategies: Sequence[str] = ("random", "evolution"),
+    *,
+    budget: int = 100,
+    seeds: int | Sequence[int] = 30,
+    objective: str = "val_accuracy",
+    report: str = "test_accuracy",
+    strategy_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    plot: str | os.PathLike | None = None,
+    directory: str | os.PathLike | None = None,
+    verbose: bool = True,
+) -> dict[str, StrategyResult]:
+    """Runs each strategy on the same seeds of a tabular benchmark.
+
+    For every strategy and seed it runs a `kerasnas.Search` of `budget`
+    trials that optimises `objective`, and records `report` of the best trial
+    by objective (searching on one signal and reporting another, as a table
+    without a validation split requires). Prints one line per strategy,
+    `<strategy> mean=<x> std=<y> seeds=<n> budget=<b>`, and optionally plots
+    the mean best-so-far `report` against trials.
+
+    Args:
+        bench: The `TabularBenchmark` answering the trials.
+        strategies: Strategy names (see `kerasnas.oracles.STRATEGIES`).
+        budget: Trials (table queries) per run.
+        seeds: A number of seeds (0..n-1) or the seeds themselves.
+        objective: The metric the searches optimise (maximised).
+        report: The metric reported for the chosen architecture.
+        strategy_kwargs: Extra oracle arguments per strategy name.
+        plot: Optional path of a PNG of best-so-far curves.
+        directory: Where the runs' trial stores go (a temporary folder when None).
+        verbose: Whether to print the result lines.
+
+    Returns:
+        `{strategy: StrategyResult}`.
+    """
+    from kerasnas.search import Search
+
+    for metric in (objective, report):
+        if metric not in bench.metric_names:
+            raise ValueError(
+                f"{metric!r} is not a metric of the benchmark; it has {list(bench.metric_names)}."
+            )
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list or budget < 1:
+        raise ValueError(f"Need at least one seed and budget >= 1. Received {seeds}, {budget}.")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.fspath(directory) if directory is not None else tmp
+        for strategy in strategies:
+            start = time.perf_counter()
+            finals, curves, rewards = [], [], []
+            for seed in seed_list:
+                search = Search(
+                    bench.space,
+                    strategy,
+                    objective=objective,
+                    max_trials=budget,
+                    seed=seed,
+                    evaluator=bench,
+                    directory=root,
+                    project_name=f"{strategy}_seed{seed}",
+                    overwrite=True,
+                    verbose=0,
+                    **dict((strategy_kwargs or {}).get(strategy, {})),
+                )
+                search.fit()
+                score, curve, reward = _trajectory(search.results(), objective, report, budget)
+                finals.append(score)
+                curves.append(curve)
+                rewards.append(reward)
+            result = StrategyResult(
+                strategy,
+                np.array(finals),
+                np.array(curves),
+                np.array(rewards),
+                time.perf_counter() - start,
+            )
+            results[strategy] = result
+            if verbose:
+                print(result.line(budget), flush=True)
+    if plot is not None:
+        plot_curves(results, plot, report=report, title=f"{bench.source}")
+    return results
+
+
+def _trajectory(records, objective: str, report: str, budget: int):
+    """Best-so-far reported metric per trial, padded to the budget."""
+    best_obj, best_report = -np.inf, np.nan
+    curve, rewards = [], []
+    for r in records:
+        if r["status"] != "COMPLETED":
+            continue
+        value = r["metrics"][objective]
+        rewards.append(value)
+        if value > best_obj:
+            best_obj, best_report = value, r["metrics"][report]
+        curve.append(best_report)
+    if not curve:
+        raise RuntimeError("No trial completed in a comparison run.")
+    # A run that stopped early (exhausted space, time budget) keeps its last value.
+    curve += [curve[-1]] * (budget - len(curve))
+    rewards += [np.nan] * (budget - len(rewards))
+    return best_report, curve[:budget], rewards[:budget]
+
+
+def plot_curves(
+    results: Mapping[str, StrategyResult], path: str | os.PathLike, *, report: str, title: str = ""
+) -> str:
+    """Plots mean (± std) best-so-far reported metric against trials to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, result in results.items():
+        mean = result.curves.mean(axis=0)
+        std = result.curves.std(axis=0)
+        x = np.arange(1, len(mean) + 1)
+        ax.plot(x, mean, label=f"{name} ({result.mean:.4f})")
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("trials (table queries)")
+    ax.set_ylabel(f"{report} of best so far")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(path, bbox_inches="tight", dpi=120)
+    plt.close(fig)
+    return os.fspath(path)
