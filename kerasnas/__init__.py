@@ -1,6 +1,6 @@
 """kerasnas: Keras-native neural architecture search on keras-tuner."""
 
-from kerasnas import benchmarks, data, oracles, spaces
+from kerasnas import benchmarks, data, objectives, oracles, spaces
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
 from kerasnas.search import Search
 from kerasnas.tuner import NasTuner
@@ -15,6 +15,7 @@ __all__ = [
     "Search",
     "benchmarks",
     "data",
+    "objectives",
     "oracles",
     "spaces",
 ]

@@ -14,6 +14,7 @@ from keras_tuner.src.engine import trial as trial_module
 from kerasnas import data as data_module
 from kerasnas._io import write_json
 from kerasnas.architecture import Architecture
+from kerasnas.objectives import TRAINED_RESOURCES, ResourceConstrained, pareto_front
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
 from kerasnas.spaces.base import SearchSpace
@@ -172,7 +173,7 @@ class Search:
                 raise ValueError(
                     "This search looks trials up in its evaluator; fit() takes no data."
                 )
-            self._check_objective(produced=list(self.evaluator.metric_names))
+            self._check_objective(list(self.evaluator.metric_names))
             self._run_search()
             return self
         if not isinstance(epochs, int) or epochs < 1:
@@ -209,7 +210,7 @@ class Search:
         produced = ["loss", *self.space.metrics]
         if val is not None:
             produced += [f"val_{name}" for name in produced]
-        self._check_objective(produced, has_validation=val is not None)
+        self._check_objective([*produced, *TRAINED_RESOURCES], has_validation=val is not None)
 
         kwargs: dict[str, Any] = dict(fit_kwargs)
         kwargs.update(epochs=epochs, callbacks=list(callbacks or []), verbose=verbose)
@@ -240,7 +241,7 @@ class Search:
 
     def _check_objective(self, produced: list[str], has_validation: bool = True) -> None:
         names = getattr(self.objective, "name_to_direction", {self.objective.name: None})
-        for name in names:
+        for name in getattr(self.objective, "inputs", names):
             if name not in produced:
                 hint = (
                     " Metrics starting with 'val_' need validation_data."
@@ -372,6 +373,27 @@ class Search:
             os.makedirs(parent, exist_ok=True)
         model.save(path)
         return path
+
+    def pareto_front(self) -> list[dict[str, Any]]:
+        """The completed trials that no other trial beats on both objectives.
+
+        With a `kerasnas.objectives.ResourceConstrained` objective the two
+        objectives are its metric (maximised) and its resource (minimised);
+        otherwise they are the objective and the parameter count. Returns
+        `results()` records, fewest resources first.
+        """
+        objective = self.objective
+        if isinstance(objective, ResourceConstrained):
+            axes = [(objective.metric, "max"), (objective.resource, "min")]
+        else:
+            axes = [(objective.name, objective.direction), (PARAMS, "min")]
+        flat = []
+        for r in self.results():
+            if r["status"] == trial_module.TrialStatus.COMPLETED:
+                flat.append({**r["metrics"], PARAMS: r["params"], "record": r})
+        front = pareto_front(flat, axes)
+        front.sort(key=lambda f: f[axes[1][0]])
+        return [f["record"] for f in front]
 
     def summary(self, k: int = 10) -> None:
         """Prints a table of the k best completed trials."""

@@ -20,6 +20,8 @@ from kerasnas.spaces.base import SearchSpace
 # Metrics every kerasnas trial records besides the model's own.
 PARAMS = "params"
 TRAIN_TIME = "train_time"
+# Milliseconds per example at batch size 1, measured when an objective needs it.
+LATENCY = "latency"
 
 
 class NasTuner(keras_tuner.Tuner):
@@ -66,6 +68,7 @@ class NasTuner(keras_tuner.Tuner):
         self.oracle.verbose = 0  # kerasnas prints its own progress lines.
         self._search_start = time.perf_counter()
         self._params: int | None = None
+        self._model: keras.Model | None = None
 
     def _populate_initial_space(self) -> None:
         # The space declares its decisions; no model needs to be built for it.
@@ -76,7 +79,11 @@ class NasTuner(keras_tuner.Tuner):
     def _try_build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         model = super()._try_build(hp)
         self._params = int(model.count_params())
+        self._model = model if self._needs(LATENCY) else None
         return model
+
+    def _needs(self, metric: str) -> bool:
+        return metric in getattr(self.oracle.objective, "inputs", ())
 
     def on_search_begin(self) -> None:
         self._search_start = time.perf_counter()
@@ -121,7 +128,8 @@ class NasTuner(keras_tuner.Tuner):
                     "the architecture diverged (try a lower learning rate)."
                 )
             names = getattr(objective, "name_to_direction", {objective.name: None})
-            missing = [n for n in names if n not in history.history]
+            names = getattr(objective, "inputs", names)  # A derived objective's inputs.
+            missing = [n for n in names if n not in history.history and n not in (PARAMS, LATENCY)]
             if missing:
                 raise keras_tuner.errors.FatalValueError(
                     f"The objective {missing} is not among the metrics the model "
@@ -132,6 +140,16 @@ class NasTuner(keras_tuner.Tuner):
         metrics = {name: float(value) for name, value in metrics.items()}
         metrics[PARAMS] = float(self._params or 0)
         metrics[TRAIN_TIME] = train_time
+        if self._model is not None:
+            metrics[LATENCY] = _latency_ms(self._model)
+            self._model = None
+        return self._with_objective(metrics)
+
+    def _with_objective(self, metrics: dict) -> dict:
+        """Adds a derived objective (e.g. `ResourceConstrained`) computed from the metrics."""
+        compute = getattr(self.oracle.objective, "compute", None)
+        if compute is not None:
+            metrics[self.oracle.objective.name] = compute(metrics)
         return metrics
 
     def _evaluate(self, trial: trial_module.Trial) -> dict:
@@ -140,7 +158,7 @@ class NasTuner(keras_tuner.Tuner):
         metrics = dict(self.evaluator.evaluate(trial.hyperparameters.values, rng))
         time_metric = getattr(self.evaluator, "time_metric", None)
         metrics.setdefault(TRAIN_TIME, metrics[time_metric] if time_metric else 0.0)
-        return metrics
+        return self._with_objective(metrics)
 
     def load_model(self, trial: trial_module.Trial) -> keras.Model:
         if self.evaluator is not None:
@@ -176,3 +194,15 @@ class NasTuner(keras_tuner.Tuner):
             f"{head} {objective.name}={trial.score:.4f} best={best_score:.4f} "
             f"params={int(params):,} time={seconds:.1f}s elapsed={elapsed:.1f}s"
         )
+
+
+def _latency_ms(model: keras.Model, repeats: int = 20) -> float:
+    """Median milliseconds of one inference on a single example."""
+    x = np.zeros((1, *model.input_shape[1:]), dtype="float32")
+    model(x, training=False)  # Warm-up (tracing).
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(x, training=False)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
