@@ -2,6 +2,13 @@
 
 from kerasnas.spaces.base import Decision, SearchSpace
 from kerasnas.spaces.macro import MacroSpace
+from kerasnas.spaces.nasbench201 import NASBench201Space
 from kerasnas.spaces.nasnet import NASNetSpace
 
-__all__ = ["Decision", "MacroSpace", "NASNetSpace", "SearchSpace"]
+__all__ = [
+    "Decision",
+    "MacroSpace",
+    "NASBench201Space",
+    "NASNetSpace",
+    "SearchSpace",
+]

@@ -164,20 +164,29 @@ class SearchSpace(keras_tuner.HyperModel):
         return self.decode(values)
 
     def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
-        """Changes one active decision (with more than one choice) at random."""
+        """Changes one active decision (with more than one choice) at random.
+
+        A change that leaves an isomorphic architecture (e.g. switching on an
+        edge that a pruned cell cannot use) is no mutation: another is drawn,
+        so the result always has a different hash.
+        """
         values = self.encode(arch)
         mutable = [d for d in self.active_decisions(values) if len(d.choices) > 1]
         if not mutable:
             raise OutOfSpaceError("No decision of this space can be mutated.")
-        d = mutable[rng.integers(len(mutable))]
-        others = [c for c in d.choices if c != values[d.name]]
-        values[d.name] = _item(others[rng.integers(len(others))])
-        # Decisions that became active take their first choice; inactive ones go.
-        fixed: dict[str, Scalar] = {}
-        for dec in self.decisions:
-            if dec.is_active(fixed):
-                fixed[dec.name] = values.get(dec.name, dec.choices[0])
-        return self.decode(fixed)
+        for _ in range(100):
+            d = mutable[rng.integers(len(mutable))]
+            others = [c for c in d.choices if c != values[d.name]]
+            changed = dict(values, **{d.name: _item(others[rng.integers(len(others))])})
+            # Decisions that became active take their first choice; inactive ones go.
+            fixed: dict[str, Scalar] = {}
+            for dec in self.decisions:
+                if dec.is_active(fixed):
+                    fixed[dec.name] = changed.get(dec.name, dec.choices[0])
+            child = self.decode(fixed)
+            if child.hash() != arch.hash():
+                return child
+        raise OutOfSpaceError(f"No one-decision change of {arch!r} gives a new architecture.")
 
     def cardinality(self) -> int:
         """Number of decision combinations (an upper bound when conditional)."""
