@@ -48,6 +48,8 @@ def graph_hash(matrix: Sequence[Sequence[int]], labels: Sequence[Any]) -> str:
         A 32-character hex string.
     """
     n = len(matrix)
+    # numpy scalars print as np.int64(1) under numpy 2: use plain Python values.
+    labels = [label.item() if hasattr(label, "item") else label for label in labels]
     if len(labels) != n:
         raise ValueError(
             f"graph_hash needs one label per vertex. Received: {n} vertices "

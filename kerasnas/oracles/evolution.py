@@ -18,15 +18,17 @@ class EvolutionOracle(NasOracle):
     then, for each trial:
         population = the `population_size` most recently finished trials
         sample `sample_size` of them; the parent is the best of the sample
-        child = the parent with one decision mutated
+        child = space.mutate(parent)   # one decision for most spaces
     ```
 
     Keeping only the most recently finished trials is the "aging": every
     architecture dies after `population_size` newer ones, however good, which
     regularizes against lucky evaluations. The population is read from the
     trial store, so a resumed search or one with several trials in flight
-    (chief/worker mode) uses exactly what has finished. Mutation goes through
-    the space's decisions, so it works on every space. A child that was
+    (chief/worker mode) uses exactly what has finished. Mutation is the
+    space's `mutate` (one decision changed for most spaces; NAS-Bench-101
+    follows its benchmark and flips each edge and op with some probability),
+    so it works on every space. A child that was
     already tried is mutated again (up to `max_collisions` times) and else
     replaced by a random new architecture.
 

@@ -1,0 +1,674 @@
+"""The NAS-Bench-101 cell space, its benchmark hash and its tfrecord files.
+
+Ying, Klein, Christiansen, Real, Murphy & Hutter, "NAS-Bench-101: Towards
+Reproducible Neural Architecture Search" (ICML 2019).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import math
+import os
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers
+
+from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar, graph_hash
+from kerasnas.spaces import ops as ops_module
+from kerasnas.spaces.base import Decision, SearchSpace, compile_classifier
+
+#: The benchmark's operations, in its canonical order (the order its hash uses).
+NASBENCH_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+#: Most vertices of a cell, input and output included.
+NUM_VERTICES = 7
+#: Most edges of a cell (after pruning).
+MAX_EDGES = 9
+INPUT = "input"
+OUTPUT = "output"
+CELL_NAME = "cell"
+
+# Hash labels of the input and output vertices (operations are labelled by
+# their index in NASBENCH_OPS), as in NAS-Bench-101's `ModelSpec.hash_spec`.
+_INPUT_LABEL = -1
+_OUTPUT_LABEL = -2
+# Upper-triangular vertex pairs, row by row: (0, 1), (0, 2), ..., (5, 6).
+_EDGES = tuple((i, j) for i in range(NUM_VERTICES) for j in range(i + 1, NUM_VERTICES))
+# Most intermediate vertices that can feed the output: each needs an edge in
+# and an edge out, within MAX_EDGES.
+_MAX_FEEDERS = MAX_EDGES // 2
+# Redraws before `sample` or `mutate` give up (about 3 uniform draws in 4 are valid).
+_MAX_DRAWS = 10_000
+
+
+class NASBench101Space(SearchSpace):
+    """The cell space of NAS-Bench-101 (Ying et al. 2019).
+
+    A cell is a DAG of at most 7 vertices: an input, up to 5 operations
+    (`conv3x3-bn-relu`, `conv1x1-bn-relu` or `maxpool3x3`) and an output,
+    joined by at most 9 edges that go from lower- to higher-numbered vertices.
+    Vertices off every input-to-output path are pruned (as the benchmark's
+    `ModelSpec` does); a cell whose input does not reach its output, or with
+    more than 9 edges once pruned, is outside the space (`OutOfSpaceError`).
+
+    The decisions are the 21 upper-triangular adjacency bits `edge_{i}_{j}`
+    (0 <= i < j <= 6, choices 0 and 1) and the operations `op_1` .. `op_5` of
+    the intermediate vertices. `sample` and `mutate` redraw until the cell is
+    valid, so they only return architectures of the benchmark (like the
+    benchmark's own random search, uniform draws favour small cells).
+    `nasbench_hash` (also `key`) is the benchmark's own module hash, the key
+    of its tfrecord files (see `read_nasbench_tfrecord`); `from_spec` and
+    `to_spec` convert to and from the benchmark's `(matrix, ops)` specs.
+
+    The network is the benchmark's: a 3x3 conv-BN-ReLU stem with
+    `stem_filters` channels, `num_stacks` stacks of `cells_per_stack` cells,
+    a 2x2 max-pool and a doubling of the channels between stacks, global
+    average pooling and a softmax classifier. Inside a cell, each vertex sums
+    its inputs (the cell input is first projected by a 1x1 conv-BN-ReLU to
+    the vertex's channels), and the output concatenates the vertices that
+    feed it, plus the projected input when the input feeds the output
+    directly. Vertex channels follow the benchmark's rule
+    (`compute_vertex_channels`).
+
+    Args:
+        num_classes: Number of classes; taken from the labels when None.
+        input_shape: Image shape `(height, width, channels)`; taken from the
+            data when None.
+        stem_filters: Channels of the stem and of the first stack's cells.
+            Defaults to 128, the benchmark's.
+        num_stacks: Stacks of cells. Defaults to 3.
+        cells_per_stack: Cells per stack. Defaults to 3.
+        learning_rate: Adam learning rate of the compiled models. Defaults to 1e-3.
+        name: The space's name.
+    """
+
+    def __init__(
+        self,
+        num_classes: int | None = None,
+        input_shape: Sequence[int] | None = None,
+        *,
+        stem_filters: int = 128,
+        num_stacks: int = 3,
+        cells_per_stack: int = 3,
+        learning_rate: float = 1e-3,
+        name: str = "nasbench101",
+    ):
+        for arg, value, low in (
+            ("num_stacks", num_stacks, 1),
+            ("cells_per_stack", cells_per_stack, 1),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{arg} must be an integer >= {low}. Received: {arg}={value!r}.")
+        if not isinstance(stem_filters, int) or stem_filters < _MAX_FEEDERS:
+            raise ValueError(
+                f"stem_filters must be an integer >= {_MAX_FEEDERS}: a cell's output "
+                f"channels are split among the (up to {_MAX_FEEDERS}) vertices that feed it. "
+                f"Received: stem_filters={stem_filters!r}."
+            )
+        if learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive. Received: {learning_rate}.")
+        self.stem_filters = stem_filters
+        self.num_stacks = num_stacks
+        self.cells_per_stack = cells_per_stack
+        self.learning_rate = float(learning_rate)
+        self._decisions = tuple(Decision(f"edge_{i}_{j}", (0, 1)) for i, j in _EDGES) + tuple(
+            Decision(f"op_{v}", NASBENCH_OPS) for v in range(1, NUM_VERTICES - 1)
+        )
+        super().__init__(num_classes=num_classes, input_shape=input_shape, name=name)
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        return self._decisions
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "stem_filters": self.stem_filters,
+            "num_stacks": self.num_stacks,
+            "cells_per_stack": self.cells_per_stack,
+            "learning_rate": self.learning_rate,
+        }
+
+    def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(
+                "NASBench101Space needs images: examples of shape (height, width, "
+                f"channels). Received examples of shape {input_shape}. Reshape "
+                "flat features into images (e.g. x.reshape(-1, 8, 8, 1)), or add a "
+                "channel axis to greyscale images (x[..., None])."
+            )
+
+    # -- Decisions <-> architecture ----------------------------------------
+    def decode(self, values: Mapping[str, Scalar]) -> Architecture:
+        self.check_values(values)
+        matrix = [[0] * NUM_VERTICES for _ in range(NUM_VERTICES)]
+        for i, j in _EDGES:
+            matrix[i][j] = int(values[f"edge_{i}_{j}"])
+        ops = [INPUT] + [str(values[f"op_{v}"]) for v in range(1, NUM_VERTICES - 1)] + [OUTPUT]
+        return self.from_spec(matrix, ops)
+
+    def from_spec(self, matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> Architecture:
+        """The architecture of a NAS-Bench-101 spec (as `nasbench.api.ModelSpec` takes).
+
+        Args:
+            matrix: Square 0/1 adjacency matrix of the cell, e.g. a record's
+                `matrix` (see `read_nasbench_tfrecord`). Usually upper
+                triangular with the input first and the output last, but any
+                vertex numbering of a DAG is accepted.
+            ops: One label per vertex: `"input"`, `"output"` and operations
+                from `NASBENCH_OPS`.
+
+        Returns:
+            The architecture, with the cell pruned.
+
+        Raises:
+            OutOfSpaceError: if the pruned cell is not in NAS-Bench-101 (input
+                not connected to the output, more than 7 vertices or 9 edges,
+                unknown operations).
+            ValueError: if `matrix` is not a square 0/1 matrix of a DAG.
+        """
+        ops = [str(op) for op in ops]
+        if ops.count(INPUT) != 1 or ops.count(OUTPUT) != 1:
+            raise OutOfSpaceError(
+                f"A NAS-Bench-101 cell has exactly one {INPUT!r} and one {OUTPUT!r} "
+                f"vertex. Received: ops={ops}."
+            )
+        cell = Cell(matrix, ops)
+        _check_cell(cell)
+        return Architecture(cells={CELL_NAME: cell})
+
+    def to_spec(self, arch: Architecture) -> tuple[list[list[int]], list[str]]:
+        """The pruned, upper-triangular spec of an architecture of this space.
+
+        Args:
+            arch: An architecture of this space.
+
+        Returns:
+            `(matrix, ops)`: the adjacency matrix with the input first, the
+            output last and every edge going to a higher-numbered vertex, and
+            the vertex labels.
+
+        Raises:
+            OutOfSpaceError: if `arch` is not in the space.
+        """
+        if set(arch.cells) != {CELL_NAME} or arch.choices:
+            raise OutOfSpaceError(
+                f"A NASBench101Space architecture has exactly one cell, {CELL_NAME!r}, "
+                f"and no choices. Received: {arch!r}."
+            )
+        cell = arch.cells[CELL_NAME]
+        _check_cell(cell)
+        # The input is the only source and the output the only sink of a
+        # pruned cell, so a topological order puts them first and last; on an
+        # upper-triangular cell it is the identity.
+        order = cell.topological_order()
+        matrix = [[cell.matrix[u][w] for w in order] for u in order]
+        return matrix, [cell.ops[v] for v in order]
+
+    def encode(self, arch: Architecture) -> dict[str, Scalar]:
+        matrix, ops = self.to_spec(arch)
+        n = len(ops)
+        # Pad back to 7 vertices: vertices n-1 .. 5 get no edges (so decode
+        # prunes them) and the first op; the output moves to vertex 6.
+        position = list(range(n - 1)) + [NUM_VERTICES - 1]
+        full = [[0] * NUM_VERTICES for _ in range(NUM_VERTICES)]
+        for u in range(n):
+            for w in range(n):
+                full[position[u]][position[w]] = matrix[u][w]
+        padded_ops = ops[1:-1] + [NASBENCH_OPS[0]] * (NUM_VERTICES - n)
+        values: dict[str, Scalar] = {f"edge_{i}_{j}": full[i][j] for i, j in _EDGES}
+        values.update({f"op_{v}": padded_ops[v - 1] for v in range(1, NUM_VERTICES - 1)})
+        self.check_values(values)
+        return values
+
+    def nasbench_hash(self, arch: Architecture | Mapping[str, Scalar]) -> str:
+        """NAS-Bench-101's module hash: the key of the benchmark's records.
+
+        Equal to `nasbench.api.ModelSpec(matrix, ops).hash_spec(NASBENCH_OPS)`
+        for the spec the architecture or decision values stand for.
+
+        Args:
+            arch: An architecture of this space, or decision values.
+
+        Returns:
+            A 32-character hex string.
+        """
+        if not isinstance(arch, Architecture):
+            arch = self.decode(arch)
+        matrix, ops = self.to_spec(arch)
+        labels = [_INPUT_LABEL] + [NASBENCH_OPS.index(op) for op in ops[1:-1]] + [_OUTPUT_LABEL]
+        return graph_hash(matrix, labels)
+
+    def key(self, values: Mapping[str, Scalar]) -> str:
+        """The benchmark's module hash of the architecture (see `nasbench_hash`)."""
+        return self.nasbench_hash(values)
+
+    # -- Sampling -----------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """Draws each decision uniformly at random, again until the cell is valid."""
+        for _ in range(_MAX_DRAWS):
+            values = {d.name: d.choices[rng.integers(len(d.choices))] for d in self.decisions}
+            try:
+                return self.decode(values)
+            except OutOfSpaceError:
+                continue
+        raise OutOfSpaceError(f"No valid cell in {_MAX_DRAWS} random draws.")
+
+    def mutate(
+        self, arch: Architecture, rng: np.random.Generator, mutation_rate: float = 1.0
+    ) -> Architecture:
+        """NAS-Bench-101's mutation: flips edges and changes ops at random.
+
+        Starting from `encode(arch)`, each of the 21 edge bits flips with
+        probability `mutation_rate / 7` and each of the 5 ops changes (to
+        another op) with probability `mutation_rate / 5`, as in the
+        benchmark's regularized-evolution example; this is redrawn until the
+        cell is valid and differs from `arch` (by its hash).
+
+        Args:
+            arch: An architecture of this space.
+            rng: The random generator.
+            mutation_rate: Scales the flip and change probabilities (in
+                expectation `3 * mutation_rate` bits flip and
+                `mutation_rate` ops change). Defaults to 1.
+
+        Returns:
+            A valid architecture, not isomorphic to `arch`.
+        """
+        if mutation_rate <= 0:
+            raise ValueError(f"mutation_rate must be positive. Received: {mutation_rate}.")
+        values = self.encode(arch)
+        edge_p = mutation_rate / NUM_VERTICES
+        op_p = mutation_rate / (NUM_VERTICES - 2)
+        for _ in range(_MAX_DRAWS):
+            child = dict(values)
+            for i, j in _EDGES:
+                if rng.random() < edge_p:
+                    child[f"edge_{i}_{j}"] = 1 - int(child[f"edge_{i}_{j}"])
+            for v in range(1, NUM_VERTICES - 1):
+                if rng.random() < op_p:
+                    others = [op for op in NASBENCH_OPS if op != child[f"op_{v}"]]
+                    child[f"op_{v}"] = others[rng.integers(len(others))]
+            try:
+                candidate = self.decode(child)
+            except OutOfSpaceError:
+                continue
+            if candidate != arch:
+                return candidate
+        raise OutOfSpaceError(f"No valid, different cell in {_MAX_DRAWS} mutations of {arch!r}.")
+
+    # -- Building -------------------------------------------------------------
+    def build_model(self, arch: Architecture) -> keras.Model:
+        matrix, ops = self.to_spec(arch)
+        inputs = keras.Input(shape=self.input_shape)
+        x = _conv_bn_relu(inputs, self.stem_filters, 3)
+        channels = self.stem_filters
+        for stack in range(self.num_stacks):
+            if stack > 0:
+                x = layers.MaxPooling2D(pool_size=2, strides=2, padding="same")(x)
+                channels *= 2
+            for _ in range(self.cells_per_stack):
+                x = _build_cell(matrix, ops, x, channels)
+        x = layers.GlobalAveragePooling2D()(x)
+        outputs = layers.Dense(self.num_classes, activation="softmax")(x)
+        model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
+        return compile_classifier(model, self.learning_rate)
+
+
+def _check_cell(cell: Cell) -> None:
+    """Raises OutOfSpaceError unless a (pruned) cell is in NAS-Bench-101."""
+    ops = cell.ops
+    inputs = [op for op in ops if op.startswith(INPUT)]
+    if inputs != [INPUT]:
+        raise OutOfSpaceError(
+            f"A NAS-Bench-101 cell has exactly one input vertex, labelled {INPUT!r}. "
+            f"Received input labels {inputs}."
+        )
+    if not cell.is_connected:
+        raise OutOfSpaceError(
+            "The cell is disconnected: no path leads from its input to its output, "
+            "so NAS-Bench-101 excludes it. Connect the input to the output, "
+            "directly or through operations."
+        )
+    unknown = sorted({op for op in ops if op not in (INPUT, OUTPUT, *NASBENCH_OPS)})
+    if unknown:
+        raise OutOfSpaceError(
+            f"Unknown NAS-Bench-101 operation(s) {unknown}. The operations are "
+            f"{list(NASBENCH_OPS)}."
+        )
+    if cell.num_vertices > NUM_VERTICES:
+        raise OutOfSpaceError(
+            f"The cell has {cell.num_vertices} vertices after pruning; NAS-Bench-101 "
+            f"cells have at most {NUM_VERTICES} (input and output included)."
+        )
+    num_edges = sum(map(sum, cell.matrix))
+    if num_edges > MAX_EDGES:
+        raise OutOfSpaceError(
+            f"The cell has {num_edges} edges after pruning; NAS-Bench-101 excludes "
+            f"cells with more than {MAX_EDGES}. Remove edges."
+        )
+
+
+def compute_vertex_channels(
+    input_channels: int, output_channels: int, matrix: Sequence[Sequence[int]]
+) -> list[int]:
+    """Channels of every vertex of a pruned cell, by NAS-Bench-101's rule.
+
+    The output's channels are split as evenly as possible among the vertices
+    that feed it (earlier vertices get the remainder, one channel each);
+    every other intermediate vertex gets the largest channel count among the
+    intermediate vertices it feeds. The input keeps its channels.
+
+    Args:
+        input_channels: Channels of the cell's input.
+        output_channels: Channels of the cell's output.
+        matrix: Pruned, upper-triangular adjacency matrix (input first,
+            output last).
+
+    Returns:
+        One channel count per vertex.
+    """
+    n = len(matrix)
+    channels = [0] * n
+    channels[0] = input_channels
+    channels[-1] = output_channels
+    if n == 2:
+        return channels
+    feeders = [v for v in range(1, n - 1) if matrix[v][n - 1]]
+    if not feeders or output_channels < len(feeders):
+        raise ValueError(
+            f"Cannot split {output_channels} output channels among the {len(feeders)} "
+            "intermediate vertices that feed the output; the matrix must be pruned and "
+            "the output channels at least that count."
+        )
+    share, extra = divmod(output_channels, len(feeders))
+    for rank, v in enumerate(feeders):
+        channels[v] = share + (1 if rank < extra else 0)
+    for v in range(n - 3, 0, -1):
+        if not matrix[v][n - 1]:
+            channels[v] = max(channels[w] for w in range(v + 1, n - 1) if matrix[v][w])
+    return channels
+
+
+def _conv_bn_relu(x, filters: int, kernel_size: int):
+    """NAS-Bench-101's conv-BN-ReLU (post-activation; LeCun-normal init as its TF1 default)."""
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="lecun_normal",
+    )(x)
+    x = ops_module.batch_norm()(x)
+    return layers.ReLU()(x)
+
+
+def _truncate(x, channels: int):
+    """Keeps the first `channels` channels (built-in layers only: no Lambda)."""
+    height, width, have = x.shape[1:]
+    if have == channels:
+        return x
+    x = layers.Reshape((height, width, have, 1))(x)
+    x = layers.Cropping3D(((0, 0), (0, 0), (0, have - channels)))(x)
+    return layers.Reshape((height, width, channels))(x)
+
+
+def _build_cell(matrix: list[list[int]], ops: list[str], x, channels: int):
+    """Builds one NAS-Bench-101 cell on `x`; returns its output with `channels` channels."""
+    n = len(ops)
+    vertex_channels = compute_vertex_channels(x.shape[-1], channels, matrix)
+    tensors = [x]
+    concat = []
+    for t in range(1, n - 1):
+        summands = [_truncate(tensors[s], vertex_channels[t]) for s in range(1, t) if matrix[s][t]]
+        if matrix[0][t]:
+            summands.append(_conv_bn_relu(x, vertex_channels[t], 1))
+        h = summands[0] if len(summands) == 1 else layers.Add()(summands)
+        if ops[t] == "maxpool3x3":
+            h = layers.MaxPooling2D(pool_size=3, strides=1, padding="same")(h)
+        else:
+            h = _conv_bn_relu(h, vertex_channels[t], 3 if ops[t] == "conv3x3-bn-relu" else 1)
+        tensors.append(h)
+        if matrix[t][n - 1]:
+            concat.append(h)
+    if not concat:  # Only the input feeds the output.
+        return _conv_bn_relu(x, channels, 1)
+    out = concat[0] if len(concat) == 1 else layers.Concatenate()(concat)
+    if matrix[0][n - 1]:
+        out = layers.Add()([out, _conv_bn_relu(x, channels, 1)])
+    return out
+
+
+# -- The benchmark's tfrecord files ------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class NASBenchEvaluation:
+    """One evaluation of a trained model (a NAS-Bench-101 `EvaluationData`).
+
+    Args:
+        current_epoch: Epoch at which it was evaluated.
+        training_time: Training seconds up to this point.
+        train_accuracy: Accuracy on a fixed 10,000 training images.
+        validation_accuracy: Accuracy on the 10,000 validation images.
+        test_accuracy: Accuracy on the 10,000 test images.
+        checkpoint_path: The checkpoint's path (often empty).
+    """
+
+    current_epoch: float = 0.0
+    training_time: float = 0.0
+    train_accuracy: float = 0.0
+    validation_accuracy: float = 0.0
+    test_accuracy: float = 0.0
+    checkpoint_path: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class NASBenchRecord:
+    """One record of a NAS-Bench-101 tfrecord file: one training run of one cell.
+
+    Args:
+        module_hash: The benchmark's hash of the cell (`NASBench101Space.nasbench_hash`).
+        epochs: The epoch budget of the run (4, 12, 36 or 108).
+        matrix: The cell's pruned adjacency matrix.
+        ops: The cell's vertex labels.
+        trainable_parameters: Trainable parameters of the network.
+        total_time: Seconds of training and evaluation.
+        evaluations: Evaluations during the run: at the start, halfway and at
+            the end of training.
+    """
+
+    module_hash: str
+    epochs: int
+    matrix: tuple[tuple[int, ...], ...]
+    ops: tuple[str, ...]
+    trainable_parameters: int
+    total_time: float
+    evaluations: tuple[NASBenchEvaluation, ...]
+
+    @property
+    def final(self) -> NASBenchEvaluation:
+        """The evaluation at the end of training."""
+        if not self.evaluations:
+            raise ValueError(f"Record {self.module_hash} holds no evaluation.")
+        return self.evaluations[-1]
+
+    @property
+    def training_time(self) -> float:
+        return self.final.training_time
+
+    @property
+    def train_accuracy(self) -> float:
+        return self.final.train_accuracy
+
+    @property
+    def validation_accuracy(self) -> float:
+        return self.final.validation_accuracy
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.final.test_accuracy
+
+
+def read_nasbench_tfrecord(
+    path: str | os.PathLike, max_records: int | None = None
+) -> Iterator[NASBenchRecord]:
+    """Reads the records of `nasbench_only108.tfrecord` or `nasbench_full.tfrecord`.
+
+    Each record of these files is one training run: a JSON list
+    `[module_hash, epochs, adjacency, operations, metrics]`, where adjacency
+    is the row-major 0/1 digits of the pruned matrix, operations the
+    comma-separated vertex labels and metrics a base64 `ModelMetrics`
+    protobuf (decoded here without protobuf code). Each cell has 3 runs per
+    epoch budget, so its hash repeats.
+
+    Args:
+        path: The tfrecord file (any path `tf.io.gfile` opens).
+        max_records: Stop after this many records; all when None.
+
+    Returns:
+        An iterator of `NASBenchRecord`s, in file order. A record that does
+        not parse raises ValueError when reached.
+    """
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if max_records is not None and (
+        not isinstance(max_records, int) or isinstance(max_records, bool) or max_records < 0
+    ):
+        raise ValueError(
+            f"max_records must be a non-negative integer or None. Received: {max_records!r}."
+        )
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"No NAS-Bench-101 file at {path!r}. Download nasbench_only108.tfrecord "
+            "from https://storage.googleapis.com/nasbench/nasbench_only108.tfrecord."
+        )
+    dataset = tf.data.TFRecordDataset(path)
+    if max_records is not None:
+        dataset = dataset.take(max_records)
+    return _records(dataset.as_numpy_iterator(), path)
+
+
+def _records(raws: Iterator[bytes], path: str) -> Iterator[NASBenchRecord]:
+    for index, raw in enumerate(raws):
+        try:
+            yield _parse_record(raw)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ValueError(
+                f"Record {index} of {path!r} is not a NAS-Bench-101 record: {e}"
+            ) from e
+
+
+def _parse_record(raw: bytes) -> NASBenchRecord:
+    row = json.loads(raw.decode("utf-8"))
+    if not isinstance(row, list) or len(row) != 5:
+        raise ValueError("expected a JSON list of 5 items")
+    module_hash, epochs, raw_adjacency, raw_operations, raw_metrics = row
+    dim = math.isqrt(len(raw_adjacency))
+    if dim * dim != len(raw_adjacency) or set(raw_adjacency) - {"0", "1"}:
+        raise ValueError(f"the adjacency {raw_adjacency!r} is not a square 0/1 matrix")
+    matrix = tuple(
+        tuple(int(c) for c in raw_adjacency[r * dim : (r + 1) * dim]) for r in range(dim)
+    )
+    ops = tuple(raw_operations.split(","))
+    if len(ops) != dim:
+        raise ValueError(f"{len(ops)} operations for a {dim}-vertex matrix")
+    fields = _parse_message(base64.b64decode(raw_metrics))
+    evaluations = tuple(_parse_evaluation(data) for data in fields.get(1, []))
+    return NASBenchRecord(
+        module_hash=str(module_hash),
+        epochs=int(epochs),
+        matrix=matrix,
+        ops=ops,
+        trainable_parameters=_signed(fields.get(2, [0])[-1], 32),
+        total_time=_double(fields.get(3, [0.0])[-1]),
+        evaluations=evaluations,
+    )
+
+
+def _parse_evaluation(data: Any) -> NASBenchEvaluation:
+    fields = _parse_message(_bytes(data))
+    names = ("current_epoch", "training_time", "train_accuracy")
+    names += ("validation_accuracy", "test_accuracy")
+    values: dict[str, Any] = {
+        name: _double(fields[number][-1])
+        for number, name in enumerate(names, start=1)
+        if number in fields
+    }
+    if 6 in fields:
+        values["checkpoint_path"] = _bytes(fields[6][-1]).decode("utf-8")
+    return NASBenchEvaluation(**values)
+
+
+def _parse_message(data: bytes) -> dict[int, list]:
+    """Protobuf wire format: field number -> values (ints for varints and
+    fixed-width fields as raw little-endian bytes wrapped in `_Fixed`, bytes
+    for length-delimited fields)."""
+    fields: dict[int, list] = {}
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, pos = _varint(data, pos)
+        elif wire_type in (1, 5):
+            size = 8 if wire_type == 1 else 4
+            if pos + size > len(data):
+                raise ValueError("truncated fixed-width protobuf field")
+            value, pos = _Fixed(data[pos : pos + size]), pos + size
+        elif wire_type == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > len(data):
+                raise ValueError("truncated length-delimited protobuf field")
+            value, pos = data[pos : pos + size], pos + size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire_type}")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+class _Fixed(bytes):
+    """The raw bytes of a fixed64 or fixed32 protobuf field."""
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated or overlong protobuf varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return result, pos
+
+
+def _bytes(value: Any) -> bytes:
+    if type(value) is not bytes:
+        raise ValueError("expected a length-delimited protobuf field")
+    return value
+
+
+def _double(value: Any) -> float:
+    if isinstance(value, float):
+        return value
+    if not isinstance(value, _Fixed) or len(value) != 8:
+        raise ValueError("expected a double (fixed64) protobuf field")
+    return struct.unpack("<d", value)[0]
+
+
+def _signed(value: Any, bits: int) -> int:
+    """A varint as a signed int (negative int32s are sign-extended to 64 bits)."""
+    if not isinstance(value, int):
+        raise ValueError("expected a varint protobuf field")
+    value &= (1 << 64) - 1
+    if value >= 1 << 63:
+        value -= 1 << 64
+    if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+        raise ValueError(f"varint {value} does not fit in int{bits}")
+    return value
