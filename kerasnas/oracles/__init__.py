@@ -1,10 +1,21 @@
 """Search strategies, each a keras-tuner Oracle."""
 
 from kerasnas.oracles.base import NasOracle
+from kerasnas.oracles.controller import ControllerOracle
 from kerasnas.oracles.evolution import EvolutionOracle
 from kerasnas.oracles.random import RandomSearchOracle
 
 # Strategy names accepted by `kerasnas.Search(strategy=...)`.
-STRATEGIES = {"random": RandomSearchOracle, "evolution": EvolutionOracle}
+STRATEGIES = {
+    "random": RandomSearchOracle,
+    "evolution": EvolutionOracle,
+    "controller": ControllerOracle,
+}
 
-__all__ = ["STRATEGIES", "EvolutionOracle", "NasOracle", "RandomSearchOracle"]
+__all__ = [
+    "STRATEGIES",
+    "ControllerOracle",
+    "EvolutionOracle",
+    "NasOracle",
+    "RandomSearchOracle",
+]

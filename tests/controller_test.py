@@ -1,0 +1,174 @@
+"""Tests of the RL controller oracle."""
+
+import numpy as np
+import pytest
+from keras_tuner.src.engine import trial as trial_module
+
+import kerasnas as kn
+
+SPACE = kn.spaces.MacroSpace(stages=(2, 2, 2))  # 729 architectures
+BEST = SPACE.from_key("201201")
+TARGET = SPACE.encode(BEST)
+
+
+def score(values):
+    """A synthetic objective whose unique best architecture is BEST."""
+    return sum(values[k] == TARGET.get(k) for k in values) / len(values)
+
+
+@pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
+def test_policy_concentrates_on_the_best_architecture(algorithm):
+    oracle = kn.oracles.ControllerOracle(SPACE, algorithm=algorithm, seed=0, max_trials=10)
+    rng = np.random.default_rng(0)
+    start = float(np.exp(oracle.log_prob([BEST])[0]))
+    assert start < 0.01  # Uniform-ish at first: 1/729.
+    for _ in range(300 * oracle.batch_size):  # 300 policy updates.
+        choices, logp = oracle.controller.sample(rng)
+        oracle._add_sample(choices, logp, score(oracle._values(choices)))
+    assert oracle.updates == 300
+    assert float(np.exp(oracle.log_prob([BEST])[0])) > 0.5
+
+
+def test_sampled_log_probability_matches_teacher_forcing():
+    oracle = kn.oracles.ControllerOracle(SPACE, seed=3, max_trials=10)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        choices, logp = oracle.controller.sample(rng)
+        forced = float(oracle.controller.log_prob(np.array([choices]))[0][0])
+        assert forced == pytest.approx(logp, abs=1e-5)
+
+
+def drive(oracle, n, fail=()):
+    """Runs n trials as a tuner would; trial ids in `fail` fail."""
+    oracle.verbose = 0
+    for _ in range(n):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == trial_module.TrialStatus.STOPPED:
+            break
+        if trial.trial_id in fail:
+            trial.status = trial_module.TrialStatus.FAILED
+            trial.message = "simulated failure"
+        else:
+            oracle.update_trial(
+                trial.trial_id, {"val_accuracy": score(trial.hyperparameters.values)}
+            )
+            trial.status = trial_module.TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+        oracle.save()
+
+
+def test_resume_restores_the_policy_exactly(tmp_path):
+    kwargs = dict(algorithm="ppo", batch_size=3, seed=5, max_trials=12)
+    first = kn.oracles.ControllerOracle(SPACE, **kwargs)
+    first._set_project_dir(str(tmp_path), "ctl")
+    drive(first, 12)
+    assert first.updates >= 4
+    probe = [SPACE.sample(np.random.default_rng(i)) for i in range(10)]
+    saved = first.log_prob(probe)
+    again = kn.oracles.ControllerOracle(SPACE, **kwargs)
+    again._set_project_dir(str(tmp_path), "ctl")
+    assert not np.allclose(again.log_prob(probe), saved)  # A fresh policy differs...
+    again.reload()
+    np.testing.assert_allclose(again.log_prob(probe), saved, rtol=1e-6)  # ...the restored one not.
+    assert again.baseline == first.baseline and again.updates == first.updates
+    assert again.reward_history == first.reward_history
+    for a, b in zip(again.optimizer.variables, first.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_resumed_search_continues_as_an_uninterrupted_one(tmp_path):
+    whole = kn.oracles.ControllerOracle(SPACE, batch_size=2, seed=2, max_trials=8)
+    whole._set_project_dir(str(tmp_path), "whole")
+    drive(whole, 8)
+    part = kn.oracles.ControllerOracle(SPACE, batch_size=2, seed=2, max_trials=4)
+    part._set_project_dir(str(tmp_path), "split")
+    drive(part, 4)
+    rest = kn.oracles.ControllerOracle(SPACE, batch_size=2, seed=2, max_trials=8)
+    rest._set_project_dir(str(tmp_path), "split")
+    rest.reload()
+    drive(rest, 8)
+
+    def keys(oracle):
+        return [SPACE.key(oracle.trials[t].hyperparameters.values) for t in sorted(oracle.trials)]
+
+    assert len(keys(whole)) == 8 and keys(rest) == keys(whole)
+
+
+def test_failed_trials_are_not_rewarded_unless_asked(tmp_path):
+    silent = kn.oracles.ControllerOracle(SPACE, batch_size=100, seed=0, max_trials=6)
+    silent._set_project_dir(str(tmp_path), "silent")
+    drive(silent, 6, fail={"1", "3"})
+    assert len(silent.reward_history) == 4 and not silent.pending
+    zero = kn.oracles.ControllerOracle(
+        SPACE, batch_size=100, seed=0, max_trials=6, failed_reward=0.0
+    )
+    zero._set_project_dir(str(tmp_path), "zero")
+    drive(zero, 6, fail={"1", "3"})
+    assert len(zero.reward_history) == 6
+    assert zero.reward_history[1] == 0.0 and zero.reward_history[3] == 0.0
+
+
+def test_several_trials_in_flight(tmp_path):
+    oracle = kn.oracles.ControllerOracle(SPACE, batch_size=2, seed=0, max_trials=6)
+    oracle._set_project_dir(str(tmp_path), "flight")
+    oracle.verbose = 0
+    trials = [oracle.create_trial(f"tuner{i}") for i in range(3)]  # Sampled ahead.
+    assert len(oracle.pending) == 3 and oracle.updates == 0
+    for trial in reversed(trials):  # Finish in another order.
+        oracle.update_trial(trial.trial_id, {"val_accuracy": score(trial.hyperparameters.values)})
+        trial.status = trial_module.TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+    assert oracle.updates == 1 and len(oracle.buffer) == 1 and not oracle.pending
+
+
+def test_duplicates_reuse_the_stored_reward_instead_of_training(tmp_path):
+    tiny = kn.spaces.MacroSpace(stages=(1, 1))  # 9 architectures
+    oracle = kn.oracles.ControllerOracle(tiny, batch_size=4, seed=0, max_trials=30)
+    oracle._set_project_dir(str(tmp_path), "dups")
+    drive(oracle, 30)
+    keys = [tiny.key(t.hyperparameters.values) for t in oracle.trials.values()]
+    assert len(keys) == len(set(keys)) == 9  # Each architecture trained once; then it stops.
+    # Duplicate samples still fed the policy: more samples than trials were learnt from.
+    assert oracle.updates * oracle.batch_size + len(oracle.buffer) > 9
+
+
+def test_rewards_cubed_resource_and_minimised_objectives(tmp_path):
+    oracle = kn.oracles.ControllerOracle(
+        SPACE, reward="cubed", resource="params", resource_target=100.0, max_trials=2
+    )
+    trial = trial_module.Trial(oracle.hyperparameters.copy(), trial_id="0")
+    trial.metrics.register("val_accuracy", "max")
+    trial.metrics.update("val_accuracy", 0.5)
+    trial.metrics.register("params", "min")
+    trial.metrics.update("params", 200.0)
+    trial.status = trial_module.TrialStatus.COMPLETED
+    trial.score = 0.5
+    assert oracle.reward(trial) == pytest.approx((0.5 * 2**-0.07) ** 3)
+    loss = kn.oracles.ControllerOracle(SPACE, objective="val_loss", max_trials=2)
+    assert loss.reward(trial) == pytest.approx(-0.5)
+
+
+def test_memory_loss_and_embeddings():
+    oracle = kn.oracles.ControllerOracle(SPACE, seed=0, max_trials=10, memory_weight=1.0)
+    archs = [SPACE.sample(np.random.default_rng(i)) for i in range(4)]
+    emb = oracle.embed(archs)
+    assert emb.shape == (4, 64)
+    choices = np.array([oracle._choices(SPACE.encode(a)) for a in archs])
+    before = float(oracle.controller.log_prob(choices, with_memory=True)[3])
+    rng = np.random.default_rng(0)
+    for _ in range(50 * oracle.batch_size):
+        c, lp = oracle.controller.sample(rng)
+        oracle._add_sample(c, lp, 0.5)  # Flat rewards: only the memory loss teaches.
+    replayed = np.array(oracle.memory[-20:])
+    after = float(oracle.controller.log_prob(replayed, with_memory=True)[3])
+    assert after < before
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="algorithm must be 'reinforce' or 'ppo'"):
+        kn.oracles.ControllerOracle(SPACE, algorithm="a2c")
+    with pytest.raises(ValueError, match="reward must be"):
+        kn.oracles.ControllerOracle(SPACE, reward="squared")
+    with pytest.raises(ValueError, match="resource_target"):
+        kn.oracles.ControllerOracle(SPACE, resource="params")
+    assert "controller" in kn.oracles.STRATEGIES
