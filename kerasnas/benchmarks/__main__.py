@@ -20,7 +20,7 @@ flags.DEFINE_string(
     "table", None, "Path of the benchmark table (JSON). Default: the shared NAS-Bench-Macro table."
 )
 flags.DEFINE_enum("space", "macro", ["macro"], "The space the table indexes.")
-flags.DEFINE_list("strategies", ["random", "evolution"], "Strategies to compare.")
+flags.DEFINE_list("strategies", ["random", "evolution", "controller"], "Strategies to compare.")
 flags.DEFINE_integer("budget", 100, "Trials (table queries) per run.", lower_bound=1)
 flags.DEFINE_integer("seeds", 30, "Seeds per strategy (0..n-1).", lower_bound=1)
 flags.DEFINE_string("objective", "val_accuracy", "Metric the searches maximise.")
