@@ -1,6 +1,7 @@
 """kerasnas: Keras-native neural architecture search on keras-tuner."""
 
 from kerasnas import benchmarks, data, objectives, oracles, spaces
+from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
 from kerasnas.search import Search
 from kerasnas.tuner import NasTuner
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Architecture",
     "Cell",
+    "CorruptStoreError",
     "NasTuner",
     "OutOfSpaceError",
     "Search",

@@ -1,4 +1,4 @@
-"""Small file helpers shared by the trial store writers."""
+"""File helpers for the trial store: atomic writes and reads that name bad files."""
 
 from __future__ import annotations
 
@@ -7,12 +7,31 @@ import os
 from typing import Any
 
 
-def write_json(path: str, obj: Any) -> None:
+def write_json(path: str, obj: Any, indent: int | None = None) -> None:
     """Writes JSON through a temporary file and a rename, so no half file is left."""
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
+        json.dump(obj, f, indent=indent, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def read_json(path: str) -> Any:
+    """Reads a JSON file of the store; a corrupt one raises an error naming it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptStoreError(
+            f"The trial store file {path} cannot be read ({e}). Restore it from a backup, "
+            "delete it (for a trial.json: the whole trial_* folder) to drop what it held, or "
+            "pass overwrite=True to start the project afresh."
+        ) from e
+
+
+class CorruptStoreError(ValueError):
+    """A file of the trial store that cannot be read back."""

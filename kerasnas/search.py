@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 import keras_tuner
+from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
 
 from kerasnas import data as data_module
-from kerasnas._io import write_json
+from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture
 from kerasnas.objectives import TRAINED_RESOURCES, ResourceConstrained, pareto_front
 from kerasnas.oracles import STRATEGIES
@@ -236,7 +236,7 @@ class Search:
                 flush=True,
             )
         tuner.search(*args, **kwargs)
-        if self.verbose:
+        if self.verbose and not _is_worker():
             self.summary()
 
     def _check_objective(self, produced: list[str], has_validation: bool = True) -> None:
@@ -258,8 +258,11 @@ class Search:
             return self._tuner
         metadata_path = os.path.join(self.project_dir, METADATA)
         stored = None
-        if not self.overwrite and os.path.exists(metadata_path):
-            stored = _read_metadata(metadata_path)
+        worker = _is_worker()
+        if worker and not self.space.is_configured and self.evaluator is None:
+            raise ValueError("A worker needs a configured space: call fit() with the data.")
+        if not self.overwrite and not worker and os.path.exists(metadata_path):
+            stored = read_json(metadata_path)
             stored_space = stored["space"]
             if not self.space.is_configured:
                 self.space.configure(stored_space["input_shape"], stored_space["num_classes"])
@@ -282,12 +285,13 @@ class Search:
             progress=bool(self.verbose),
             directory=self.directory,
             project_name=self.project_name,
-            overwrite=self.overwrite,
+            # A worker must never delete the project that the chief is writing.
+            overwrite=self.overwrite and not worker,
             distribution_strategy=self.distribution_strategy,
             max_model_size=self.max_model_size,
             evaluator=self.evaluator,
         )
-        if stored is None:
+        if stored is None and not worker:
             write_json(
                 metadata_path,
                 {
@@ -295,6 +299,7 @@ class Search:
                     "strategy": self.strategy,
                     "objective": self.objective.name,
                 },
+                indent=2,
             )
         return self._tuner
 
@@ -438,15 +443,9 @@ def _adopt_oracle(oracle, space, objective, max_trials) -> keras_tuner.Oracle:
     return oracle
 
 
-def _read_metadata(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(
-            f"The project file {path} cannot be read ({e}). Restore it, or pass "
-            "overwrite=True to start afresh."
-        ) from e
+def _is_worker() -> bool:
+    """Whether this process is a worker of keras-tuner's chief/worker mode."""
+    return dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
 
 
 def _as_int(value: Any) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 import warnings
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine import tuner_utils
 
-from kerasnas._io import write_json
+from kerasnas._io import read_json, write_json
 from kerasnas.spaces.base import SearchSpace
 
 # Metrics every kerasnas trial records besides the model's own.
@@ -41,6 +42,9 @@ class NasTuner(keras_tuner.Tuner):
         seed: Seeds Keras's random state at the start of each trial, so a
             trial's initial weights depend only on the seed and trial id.
         progress: Whether to print a line per trial.
+        heartbeat: In chief/worker mode, seconds between a worker's
+            heartbeats to the chief while it trains a trial. Defaults to
+            `$KERASNAS_HEARTBEAT` or 15.
         evaluator: Optional stand-in for training, such as a
             `kerasnas.benchmarks.TabularBenchmark`: an object with
             `evaluate(values, rng) -> {metric: value}` (and optionally
@@ -58,6 +62,7 @@ class NasTuner(keras_tuner.Tuner):
         seed: int | None = None,
         progress: bool = True,
         evaluator: Any = None,
+        heartbeat: float | None = None,
         **kwargs: Any,
     ):
         self.space = space
@@ -66,6 +71,11 @@ class NasTuner(keras_tuner.Tuner):
         self.evaluator = evaluator
         super().__init__(oracle=oracle, hypermodel=space, **kwargs)
         self.oracle.verbose = 0  # kerasnas prints its own progress lines.
+        if heartbeat is None:
+            heartbeat = float(os.environ.get("KERASNAS_HEARTBEAT", 15))
+        self.heartbeat = heartbeat
+        if self._is_worker():
+            self._wait_when_idle()
         self._search_start = time.perf_counter()
         self._params: int | None = None
         self._model: keras.Model | None = None
@@ -85,13 +95,35 @@ class NasTuner(keras_tuner.Tuner):
     def _needs(self, metric: str) -> bool:
         return metric in getattr(self.oracle.objective, "inputs", ())
 
+    def save(self) -> None:
+        if not self._is_worker():
+            self.oracle.save()
+        write_json(self._get_tuner_fname(), self.get_state())
+
+    def reload(self) -> None:
+        if not self._is_worker():
+            self.oracle.reload()
+        self.set_state(read_json(self._get_tuner_fname()))
+
     def on_search_begin(self) -> None:
         self._search_start = time.perf_counter()
         self.oracle.verbose = 0  # `search(verbose=...)` turned keras-tuner's display on.
 
+    def _wait_when_idle(self) -> None:
+        """Makes a worker pause between requests while the chief has no trial for it."""
+        create_trial = self.oracle.create_trial
+
+        def create_trial_or_wait(tuner_id: str) -> trial_module.Trial:
+            trial = create_trial(tuner_id)
+            if trial.status == trial_module.TrialStatus.IDLE:
+                time.sleep(min(self.heartbeat, 2.0))
+            return trial
+
+        self.oracle.create_trial = create_trial_or_wait
+
     def pre_create_trial(self) -> None:
         max_time = getattr(self.evaluator, "max_time", None)
-        if max_time is not None:
+        if max_time is not None and not self._is_worker():
             used = sum(
                 t.metrics.get_last_value(TRAIN_TIME) or 0.0
                 for t in self.oracle.trials.values()
@@ -117,7 +149,8 @@ class NasTuner(keras_tuner.Tuner):
             keras.callbacks.TerminateOnNaN()
         ]
         start = time.perf_counter()
-        histories = super().run_trial(trial, *args, **kwargs)
+        with _Heartbeat(self.oracle, trial.trial_id, self.heartbeat, self._is_worker()):
+            histories = super().run_trial(trial, *args, **kwargs)
         train_time = time.perf_counter() - start
         objective = self.oracle.objective
         for history in histories:
@@ -206,3 +239,31 @@ def _latency_ms(model: keras.Model, repeats: int = 20) -> float:
         model(x, training=False)
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000)
+
+
+class _Heartbeat:
+    """While a worker trains, tells the chief every few seconds that it is alive."""
+
+    def __init__(self, oracle: Any, trial_id: str, interval: float, enabled: bool):
+        self.oracle, self.trial_id, self.interval = oracle, trial_id, interval
+        self.enabled = enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.oracle.get_trial(self.trial_id)
+            except Exception:  # noqa: BLE001 - a missed beat must not kill training.
+                pass
+
+    def __enter__(self) -> _Heartbeat:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

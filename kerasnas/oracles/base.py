@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import keras_tuner
 import numpy as np
+from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src.engine.oracle import synchronized
 
+from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture, OutOfSpaceError
 from kerasnas.spaces.base import ENUMERATION_LIMIT, SearchSpace
 
@@ -30,6 +36,10 @@ class NasOracle(keras_tuner.Oracle):
             `keras_tuner.Objective`. Defaults to `"val_accuracy"`.
         max_trials: Most trials to run. Defaults to 10.
         seed: Integer seed. Defaults to a random one.
+        trial_timeout: In chief/worker mode, seconds without a heartbeat
+            after which a worker's trial is taken to be lost (the worker died)
+            and is given to another worker. Defaults to
+            `$KERASNAS_TRIAL_TIMEOUT` or 120.
         **kwargs: Other `keras_tuner.Oracle` arguments, e.g.
             `max_consecutive_failed_trials` and `max_retries_per_trial`.
     """
@@ -40,6 +50,7 @@ class NasOracle(keras_tuner.Oracle):
         objective: Any = "val_accuracy",
         max_trials: int = 10,
         seed: int | None = None,
+        trial_timeout: float | None = None,
         **kwargs: Any,
     ):
         if not isinstance(space, SearchSpace):
@@ -64,6 +75,10 @@ class NasOracle(keras_tuner.Oracle):
         self._draws = 0
         self.stop_reason: str | None = None
         self._stop_requested = False
+        if trial_timeout is None:
+            trial_timeout = float(os.environ.get("KERASNAS_TRIAL_TIMEOUT", 120))
+        self.trial_timeout = trial_timeout
+        self._last_seen: dict[str, float] = {}  # trial id -> time of the last heartbeat
 
     # -- Helpers for subclasses --------------------------------------------
     def rng(self) -> np.random.Generator:
@@ -90,13 +105,53 @@ class NasOracle(keras_tuner.Oracle):
         self._stop_requested = True
         self.stop_reason = reason
 
+    @synchronized
     def create_trial(self, tuner_id: str) -> trial_module.Trial:
+        chief = dist_utils.is_chief_oracle()
+        if chief:
+            self._requeue_lost_trials()
         if self._stop_requested and tuner_id not in self.ongoing_trials:
             self.tuner_ids.discard(tuner_id)
             return trial_module.Trial(
                 self.hyperparameters.copy(), status=trial_module.TrialStatus.STOPPED
             )
-        return super().create_trial(tuner_id)
+        trial = super().create_trial(tuner_id)
+        if trial.status == trial_module.TrialStatus.STOPPED and chief and self.ongoing_trials:
+            # Another worker's trial may still be lost and need this worker: wait.
+            self.tuner_ids.add(tuner_id)
+            return trial_module.Trial(
+                self.hyperparameters.copy(), status=trial_module.TrialStatus.IDLE
+            )
+        if trial.status == trial_module.TrialStatus.RUNNING:
+            self._last_seen[trial.trial_id] = time.monotonic()
+        self._last_seen[f"tuner:{tuner_id}"] = time.monotonic()
+        return trial
+
+    @synchronized
+    def get_trial(self, trial_id: str) -> trial_module.Trial:
+        # Workers call this as a heartbeat while they train a trial.
+        self._last_seen[trial_id] = time.monotonic()
+        return super().get_trial(trial_id)
+
+    def _requeue_lost_trials(self) -> None:
+        """Gives the trials of workers silent for `trial_timeout` seconds to others."""
+        now = time.monotonic()
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            seen = self._last_seen.get(trial.trial_id, now)
+            if now - seen > self.trial_timeout:
+                print(
+                    f"[kerasnas] worker {tuner_id} sent no heartbeat for {now - seen:.0f}s; "
+                    f"trial {trial.trial_id} goes to another worker"
+                )
+                del self.ongoing_trials[tuner_id]
+                self.tuner_ids.discard(tuner_id)
+                self._last_seen.pop(trial.trial_id, None)
+                self._retry_queue.append(trial.trial_id)
+        # A worker that died between trials holds no trial but keeps the chief waiting.
+        for tuner_id in list(self.tuner_ids):
+            seen = self._last_seen.get(f"tuner:{tuner_id}", now)
+            if tuner_id not in self.ongoing_trials and now - seen > self.trial_timeout:
+                self.tuner_ids.discard(tuner_id)
 
     def sample_new(self, rng: np.random.Generator) -> Architecture | None:
         """A uniformly drawn architecture not tried yet, or None when none is left.
@@ -138,6 +193,45 @@ class NasOracle(keras_tuner.Oracle):
     def architecture(self, trial: trial_module.Trial) -> Architecture:
         """The architecture a trial trains."""
         return self.space.decode(trial.hyperparameters.values)
+
+    # -- The trial store: atomic writes, reads that name a corrupt file ---------
+    def save(self) -> None:
+        write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial: trial_module.Trial) -> None:
+        write_json(
+            os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state()
+        )
+
+    def reload(self) -> None:
+        for fname in sorted(glob.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))):
+            trial = trial_module.Trial.from_state(read_json(fname))
+            self.trials[trial.trial_id] = trial
+        try:
+            self.set_state(read_json(self._get_oracle_fname()))
+        except KeyError as e:
+            raise ValueError(
+                f"The oracle state {self._get_oracle_fname()} does not match this strategy "
+                f"(missing {e}). Use the strategy the project was created with, or pass "
+                "overwrite=True or another project_name."
+            ) from e
+        # Reconcile with the trial files, which are written before the oracle state: a
+        # trial whose file says it finished is kept (the process died between the two
+        # writes); every other trial (running when the process stopped) runs again.
+        finished = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)
+        self.ongoing_trials = {}
+        for trial_id in sorted(self.trials):
+            trial = self.trials[trial_id]
+            self._tried_so_far.add(self._compute_values_hash(trial.hyperparameters.values))
+            if trial_id not in self.start_order:
+                self.start_order.append(trial_id)
+            if trial.status in finished:
+                if trial_id not in self.end_order:
+                    self.end_order.append(trial_id)
+                if trial_id in self._retry_queue:
+                    self._retry_queue.remove(trial_id)
+            elif trial_id not in self._retry_queue:
+                self._retry_queue.append(trial_id)
 
     # -- keras-tuner hooks --------------------------------------------------
     def _compute_values_hash(self, values: Mapping[str, Any]) -> str:
