@@ -1,6 +1,6 @@
 """kerasnas: Keras-native neural architecture search on keras-tuner."""
 
-from kerasnas import benchmarks, data, objectives, oracles, spaces
+from kerasnas import benchmarks, data, distributed, objectives, oracles, spaces
 from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
 from kerasnas.search import Search
@@ -17,6 +17,7 @@ __all__ = [
     "Search",
     "benchmarks",
     "data",
+    "distributed",
     "objectives",
     "oracles",
     "spaces",

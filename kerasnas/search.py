@@ -56,6 +56,8 @@ class Search:
             trial's model is built and trained.
         seed: Integer seed for the strategy and each trial's initial weights.
         max_model_size: Trials whose model has more parameters fail at once.
+        mixed_precision: Train in `mixed_float16` (for GPUs). Defaults to False.
+        jit_compile: XLA-compile each model's training step. Defaults to False.
         evaluator: Optional stand-in for training, e.g. a
             `kerasnas.benchmarks.TabularBenchmark` on the same space: trials
             then look their metrics up, and `fit()` needs no data.
@@ -77,6 +79,8 @@ class Search:
         distribution_strategy: Any = None,
         seed: int | None = None,
         max_model_size: int | None = None,
+        mixed_precision: bool = False,
+        jit_compile: bool = False,
         evaluator: Any = None,
         verbose: int = 1,
         **oracle_kwargs: Any,
@@ -121,6 +125,8 @@ class Search:
         self.distribution_strategy = distribution_strategy
         self.seed = seed
         self.max_model_size = max_model_size
+        self.mixed_precision = mixed_precision
+        self.jit_compile = jit_compile
         if evaluator is not None and getattr(evaluator, "space", space) is not space:
             raise ValueError(
                 "The evaluator was built on another space object than the one given to "
@@ -290,6 +296,8 @@ class Search:
             distribution_strategy=self.distribution_strategy,
             max_model_size=self.max_model_size,
             evaluator=self.evaluator,
+            mixed_precision=self.mixed_precision,
+            jit_compile=self.jit_compile,
         )
         if stored is None and not worker:
             write_json(

@@ -235,6 +235,15 @@ class SearchSpace(keras_tuner.HyperModel):
         return self.build_model(arch)
 
 
+def classifier_head(x: Any, num_classes: int) -> Any:
+    """The softmax layer every kerasnas space ends with.
+
+    It computes in float32 even under a `mixed_float16` policy, as Keras
+    recommends for numerically stable outputs.
+    """
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+
+
 def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
     """Compiles a softmax classifier the way every kerasnas space does."""
     model.compile(

@@ -21,7 +21,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar, graph_hash
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, compile_classifier
+from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
 
 #: The benchmark's operations, in its canonical order (the order its hash uses).
 NASBENCH_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -315,7 +315,7 @@ class NASBench101Space(SearchSpace):
             for _ in range(self.cells_per_stack):
                 x = _build_cell(matrix, ops, x, channels)
         x = layers.GlobalAveragePooling2D()(x)
-        outputs = layers.Dense(self.num_classes, activation="softmax")(x)
+        outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
         return compile_classifier(model, self.learning_rate)
 

@@ -10,7 +10,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, compile_classifier
+from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
 
 #: The benchmark's five edge ops, in the benchmark's order.
 EDGE_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -260,7 +260,7 @@ class NASBench201Space(SearchSpace):
         x = ops_module.batch_norm()(x)
         x = layers.ReLU()(x)
         x = layers.GlobalAveragePooling2D()(x)
-        outputs = layers.Dense(self.num_classes, activation="softmax")(x)
+        outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
         return compile_classifier(model, self.learning_rate)
 

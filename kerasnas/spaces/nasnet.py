@@ -10,7 +10,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, compile_classifier
+from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
 
 DEFAULT_OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
 CELL_NAMES = ("normal", "reduction")
@@ -215,7 +215,7 @@ class NASNetSpace(SearchSpace):
         x = layers.GlobalAveragePooling2D()(x)
         if self.dropout:
             x = layers.Dropout(self.dropout)(x)
-        outputs = layers.Dense(self.num_classes, activation="softmax")(x)
+        outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
         return compile_classifier(model, self.learning_rate)
 
