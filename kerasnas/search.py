@@ -166,7 +166,8 @@ class Search:
             validation_data: `(x_val, y_val)` or a batched dataset; needed for
                 `val_*` objectives.
             epochs: Training epochs per trial. Defaults to 5.
-            batch_size: Batch size for array data. Defaults to 32.
+            batch_size: Batch size for array data (the global batch under a
+                distribution strategy). Defaults to 32.
             callbacks: Keras callbacks for every trial's `fit` (deep-copied).
             verbose: Verbosity of each trial's `model.fit`. Defaults to 0.
             **fit_kwargs: Other `model.fit` arguments.
@@ -220,14 +221,18 @@ class Search:
 
         kwargs: dict[str, Any] = dict(fit_kwargs)
         kwargs.update(epochs=epochs, callbacks=list(callbacks or []), verbose=verbose)
+        # Arrays become tf.data pipelines held in memory and prefetched; every trial
+        # reshuffles the training set each epoch.
         if val is not None:
-            kwargs["validation_data"] = val.x if val.is_dataset else (val.x, val.y)
-        if not train.is_dataset:
-            kwargs["batch_size"] = batch_size
+            kwargs["validation_data"] = (
+                val.x if val.is_dataset else data_module.to_dataset(val.x, val.y, batch_size)
+            )
         if train.is_dataset:
             self._run_search(train.x, **kwargs)
         else:
-            self._run_search(train.x, train.y, **kwargs)
+            seed = 0 if self.seed is None else self.seed
+            x = data_module.to_dataset(train.x, train.y, batch_size, shuffle=True, seed=seed)
+            self._run_search(x, **kwargs)
         return self
 
     def _run_search(self, *args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,51 @@
+"""Resident memory over many consecutive trials in one process.
+
+Usage: python benchmarks/memory_soak.py [--trials=50] [--epochs=1]
+
+Runs a random search of small NASNet-space trials on digits and prints the
+process's resident set size (RSS) after every trial. The last line is
+`rss_growth=<fraction>`: the growth from the third trial to the last
+(target: at most 0.10).
+"""
+
+import argparse
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import psutil  # noqa: E402
+
+import kerasnas as kn  # noqa: E402
+
+
+class RecordRSS(keras.callbacks.Callback):
+    rss: list[float] = []
+
+    def on_train_end(self, logs=None):
+        RecordRSS.rss.append(psutil.Process().memory_info().rss / 2**20)
+        print(f"trial {len(RecordRSS.rss)} rss={RecordRSS.rss[-1]:.1f} MiB", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=1)
+    args = parser.parse_args()
+    (x, y), (xv, yv), _ = kn.data.load("digits")
+    space = kn.spaces.NASNetSpace(num_blocks=3, num_cells=1, num_reductions=1, filters=16)
+    with tempfile.TemporaryDirectory() as tmp:
+        search = kn.Search(space, max_trials=args.trials, seed=0, directory=tmp, verbose=0)
+        search.fit(x, y, validation_data=(xv, yv), epochs=args.epochs, callbacks=[RecordRSS()])
+    rss = RecordRSS.rss
+    growth = (rss[-1] - rss[2]) / rss[2]
+    print(
+        f"rss after trial 3: {rss[2]:.1f} MiB, after trial {len(rss)}: {rss[-1]:.1f} MiB, "
+        f"peak {max(rss):.1f} MiB"
+    )
+    print(f"rss_growth={growth:.4f}")
+
+
+if __name__ == "__main__":
+    main()
