@@ -53,10 +53,7 @@ def _layers(cell: Cell) -> list[int]:
 
 
 def plot_with_matplotlib(arch: Architecture, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     cells = arch.cells
     panels = len(cells) + (1 if arch.choices else 0)
@@ -106,3 +103,63 @@ def plot_with_matplotlib(arch: Architecture, path: str) -> None:
     fig.suptitle(f"architecture {arch.hash()[:8]}")
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(records: list[dict], objective: str, direction: str, path: str) -> str:
+    """Score per trial (dots; failed trials as crosses) and the best so far (line)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    best, xs, ys, best_curve, failed = None, [], [], [], []
+    for i, r in enumerate(records, 1):
+        if r["status"] != "COMPLETED" or r["score"] is None:
+            failed.append(i)
+            continue
+        xs.append(i)
+        ys.append(r["score"])
+        if best is None or (r["score"] > best if direction == "max" else r["score"] < best):
+            best = r["score"]
+        best_curve.append(best)
+    ax.scatter(xs, ys, s=18, color="#1f77b4", label=f"{objective} per trial")
+    ax.step(xs, best_curve, where="post", color="#d62728", label="best so far")
+    if failed:
+        low = min(ys) if ys else 0.0
+        ax.scatter(failed, [low] * len(failed), marker="x", color="#7f7f7f", label="failed")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(path, bbox_inches="tight", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_pareto(
+    points: list[tuple[float, float]],
+    front: list[tuple[float, float]],
+    x_label: str,
+    y_label: str,
+    path: str,
+) -> str:
+    """All trials (grey) and the Pareto front (red) in resource-metric space."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(*zip(*points, strict=True), s=18, color="#999999", label="trials")
+    fx, fy = zip(*sorted(front), strict=True)
+    ax.step(fx, fy, where="post", color="#d62728")
+    ax.scatter(fx, fy, s=30, color="#d62728", label="Pareto front")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(path, bbox_inches="tight", dpi=120)
+    plt.close(fig)
+    return path

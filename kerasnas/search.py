@@ -413,6 +413,43 @@ class Search:
         front.sort(key=lambda f: f[axes[1][0]])
         return [f["record"] for f in front]
 
+    def plot_history(self, path: str | os.PathLike = "history.png") -> str:
+        """Plots each trial's score and the best so far to an image file."""
+        from kerasnas import _plot
+
+        records = self.results()
+        if not any(r["status"] == trial_module.TrialStatus.COMPLETED for r in records):
+            raise ValueError(f"No trial has completed in {self.project_dir}; nothing to plot.")
+        return _plot.plot_history(
+            records, self.objective.name, self.objective.direction, os.fspath(path)
+        )
+
+    def plot_pareto(self, path: str | os.PathLike = "pareto.png") -> str:
+        """Plots every completed trial and the Pareto front (see `pareto_front`)."""
+        from kerasnas import _plot
+
+        objective = self.objective
+        metric, resource = (
+            (objective.metric, objective.resource)
+            if isinstance(objective, ResourceConstrained)
+            else (objective.name, PARAMS)
+        )
+
+        def point(r):
+            values = {**r["metrics"], PARAMS: r["params"]}
+            return (values[resource], values[metric])
+
+        done = [r for r in self.results() if r["status"] == trial_module.TrialStatus.COMPLETED]
+        if not done:
+            raise ValueError(f"No trial has completed in {self.project_dir}; nothing to plot.")
+        return _plot.plot_pareto(
+            [point(r) for r in done],
+            [point(r) for r in self.pareto_front()],
+            resource,
+            metric,
+            os.fspath(path),
+        )
+
     def summary(self, k: int = 10) -> None:
         """Prints a table of the k best completed trials."""
         records = [r for r in self.results() if r["status"] == trial_module.TrialStatus.COMPLETED]

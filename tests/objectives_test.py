@@ -81,3 +81,26 @@ def test_trained_trials_report_latency_for_latency_objectives(tmp_path):
     assert r["metrics"]["latency"] > 0
     assert r["score"] == pytest.approx(objective.compute(r["metrics"]))
     assert search.pareto_front() == [r]
+
+
+@pytest.mark.skipif(TABLE is None, reason="../shared/data/nas-bench-macro_cifar10.json is absent")
+def test_history_and_pareto_plots(tmp_path):
+    bench = kn.benchmarks.load_macro(TABLE)
+    objective = resource_constrained("val_accuracy", "flops", target=100e6)
+    search = kn.Search(
+        bench.space,
+        strategy="random",
+        objective=objective,
+        max_trials=30,
+        seed=0,
+        evaluator=bench,
+        directory=str(tmp_path),
+        verbose=0,
+    )
+    with pytest.raises(ValueError, match="nothing to plot"):
+        search.plot_history(tmp_path / "none.png")
+    search.fit()
+    for name, plot in (("history.png", search.plot_history), ("pareto.png", search.plot_pareto)):
+        path = plot(tmp_path / name)
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
