@@ -35,7 +35,7 @@ setup(
         "pydot>=1.4",
     ],
     extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["kerasnas=kerasnas.cli:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

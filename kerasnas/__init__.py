@@ -1,6 +1,6 @@
 """kerasnas: Keras-native neural architecture search on keras-tuner."""
 
-from kerasnas import benchmarks, data, distributed, objectives, oracles, spaces
+from kerasnas import benchmarks, data, distributed, morph, objectives, oracles, spaces
 from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
 from kerasnas.search import Search
@@ -18,6 +18,7 @@ __all__ = [
     "benchmarks",
     "data",
     "distributed",
+    "morph",
     "objectives",
     "oracles",
     "spaces",

@@ -349,7 +349,9 @@ def _tfds_source(
     try:
         builder = tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
     except tfds.core.DatasetNotFoundError:
-        close = difflib.get_close_matches(name.split(":")[0].split("/")[0], tfds.list_builders())
+        close = difflib.get_close_matches(
+            name.split(":")[0].split("/")[0], tfds.list_builders(with_community_datasets=False)
+        )
         hint = f" Close matches: {', '.join('tfds:' + c for c in close)}." if close else ""
         raise ValueError(
             f"Unknown dataset {what!r}: tensorflow-datasets has no dataset {name!r}.{hint} "
@@ -750,7 +752,7 @@ def _unknown_message(name: str) -> str:
     try:
         import tensorflow_datasets as tfds
 
-        if name in tfds.list_builders():
+        if name in tfds.list_builders(with_community_datasets=False):
             return message + f" Did you mean 'tfds:{name}'?"
     except Exception:  # pragma: no cover - tensorflow-datasets is a requirement.
         pass

@@ -10,6 +10,7 @@ import keras
 import keras_tuner
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src.engine.tuner import maybe_distribute
 
 from kerasnas import data as data_module
 from kerasnas._io import read_json, write_json
@@ -232,6 +233,7 @@ class Search:
         else:
             seed = 0 if self.seed is None else self.seed
             x = data_module.to_dataset(train.x, train.y, batch_size, shuffle=True, seed=seed)
+            kwargs.setdefault("shuffle", False)  # The pipeline reshuffles every epoch.
             self._run_search(x, **kwargs)
         return self
 
@@ -374,8 +376,13 @@ class Search:
         trial = self.best_trials(1)[0]
         return self._get_tuner().load_model(trial)
 
-    def export(self, path: str | os.PathLike) -> str:
-        """Saves the best model to a `.keras` file, loadable with `keras.models.load_model`."""
+    def export(self, path: str | os.PathLike) -> str | None:
+        """Saves the best model to a `.keras` file, loadable with `keras.models.load_model`.
+
+        Under a multi-worker strategy every replica must call it (the model's
+        variables are created collectively) and only the cluster's chief
+        writes; the others get None.
+        """
         path = os.fspath(path)
         if not path.endswith(".keras"):
             raise ValueError(
@@ -384,8 +391,13 @@ class Search:
             )
         model = self.best_model()
         if model.optimizer is not None and not model.optimizer.built:
-            # Save a complete optimizer, so that loading does not warn about it.
-            model.optimizer.build(model.trainable_variables)
+            # Save a complete optimizer, so that loading does not warn about it; its
+            # slots must be created in the strategy's scope.
+            with maybe_distribute(self.distribution_strategy):
+                model.optimizer.build(model.trainable_variables)
+        strategy = self.distribution_strategy
+        if strategy is not None and not strategy.extended.should_checkpoint:
+            return None
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)

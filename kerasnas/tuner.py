@@ -114,7 +114,8 @@ class NasTuner(keras_tuner.Tuner):
         return model
 
     def _needs(self, metric: str) -> bool:
-        return metric in getattr(self.oracle.objective, "inputs", ())
+        objective = self.oracle.objective
+        return metric == objective.name or metric in getattr(objective, "inputs", ())
 
     def save(self) -> None:
         if not self._is_worker():
@@ -190,13 +191,19 @@ class NasTuner(keras_tuner.Tuner):
                     f"produces: {sorted(history.history)}. Choose one of those "
                     "(metrics starting with 'val_' need validation data)."
                 )
+        # Per-trial measurements are constant over epochs: give them to each history,
+        # so that they can be objectives themselves (e.g. minimise `params`).
+        measured = {PARAMS: float(self._params or 0)}
+        if self._model is not None:
+            measured[LATENCY] = _latency_ms(self._model)
+            self._model = None
+        for history in histories:
+            epochs = len(history.history.get("loss", [])) or 1
+            for name, value in measured.items():
+                history.history[name] = [value] * epochs
         metrics = tuner_utils.convert_to_metrics_dict(histories, objective)
         metrics = {name: float(value) for name, value in metrics.items()}
-        metrics[PARAMS] = float(self._params or 0)
         metrics[TRAIN_TIME] = train_time
-        if self._model is not None:
-            metrics[LATENCY] = _latency_ms(self._model)
-            self._model = None
         return self._with_objective(metrics)
 
     def _with_objective(self, metrics: dict) -> dict:

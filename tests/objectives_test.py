@@ -104,3 +104,22 @@ def test_history_and_pareto_plots(tmp_path):
         path = plot(tmp_path / name)
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parameter_count_as_a_plain_objective(tmp_path):
+    import keras_tuner
+
+    (x, y), (xv, yv) = tiny.digits(train=100, val=50)
+    search = kn.Search(
+        tiny.space(),
+        objective=keras_tuner.Objective("params", "min"),
+        max_trials=2,
+        seed=0,
+        directory=str(tmp_path),
+        verbose=0,
+    )
+    search.fit(x, y, validation_data=(xv, yv), epochs=1)
+    results = search.results()
+    assert all(r["status"] == "COMPLETED" for r in results)
+    assert [r["score"] for r in results] == [float(r["params"]) for r in results]
+    assert search.best_trials(1)[0].score == min(r["params"] for r in results)

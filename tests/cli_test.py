@@ -1,0 +1,255 @@
+"""The command line, `python -m kerasnas` (kerasnas/cli.py), run as a user runs it."""
+
+import concurrent.futures
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import keras
+import pytest
+from absl.testing import flagsaver
+
+import kerasnas as kn
+from kerasnas import cli
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FLAGFILES = sorted((ROOT / "examples" / "flags").glob("*.flags"))
+DIGITS_RANDOM = ROOT / "examples" / "flags" / "digits_random.flags"
+# Shrinks the example flagfile's search to two one-epoch trials of tiny cells.
+TINY = [
+    "--max_trials=2",
+    "--epochs=1",
+    "--num_blocks=1",
+    "--num_cells=1",
+    "--num_reductions=1",
+    "--filters=4",
+]
+# TensorFlow's C++ start-up messages: printed on stderr while `import kerasnas`
+# imports TensorFlow, before any kerasnas code runs, whatever TF_CPP_MIN_LOG_LEVEL says.
+NATIVE_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl::InitializeLog)")
+
+
+def kerasnas(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kerasnas", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+        timeout=300,
+    )
+
+
+def own_lines(stderr: str) -> list[str]:
+    """The lines of stderr that are not TensorFlow's native start-up log."""
+    return [line for line in stderr.splitlines() if line.strip() and not NATIVE_LOG.match(line)]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A two-trial search run from the example flagfile with overrides."""
+    directory = tmp_path_factory.mktemp("cli")
+    args = [f"--flagfile={DIGITS_RANDOM}", *TINY, f"--directory={directory}", "--project_name=p"]
+    return directory, args, kerasnas(*args)
+
+
+def test_search_from_flagfile_prints_trials_and_exports_best_model(project):
+    directory, _, run = project
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert lines[0].startswith("[kerasnas] dataset digits: 1077 training and 360 validation")
+    assert any(line.startswith("[kerasnas] trial 1/2 arch=") for line in lines)
+    assert any(line.startswith("[kerasnas] trial 2/2 arch=") for line in lines)
+    assert "2 completed, 0 failed trials" in run.stdout and "rank" in run.stdout
+    path = directory / "p" / "best.keras"
+    assert lines[-1].startswith("[kerasnas] best model (trial ")
+    assert lines[-1].endswith(f"exported to {path}")
+
+    # The flagfile set the search up; the flags after it overrode it.
+    stored = json.loads((directory / "p" / "kerasnas.json").read_text())
+    assert stored["strategy"] == "random" and stored["objective"] == "val_accuracy"
+    space = stored["space"]
+    assert space["class"] == "NASNetSpace" and space["filters"] == 4 and space["num_blocks"] == 1
+    assert space["input_shape"] == [8, 8, 1] and space["num_classes"] == 10
+    assert space["ops"] == ["sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3"] + [
+        "identity"
+    ]
+
+    model = keras.models.load_model(path)  # A plain Keras file: no custom objects.
+    (x_test, y_test) = kn.data.load("digits")[2]
+    assert model.predict(x_test[:5], verbose=0).shape == (5, 10)
+
+
+def test_rerun_resumes_the_project(project):
+    directory, args, first = project
+    assert first.returncode == 0
+    run = kerasnas(*args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "max_trials=2, resuming with 2 completed" in run.stdout
+    assert "[kerasnas] trial" not in run.stdout  # Nothing left to train.
+    assert run.stdout.strip().splitlines()[-1].endswith(f"exported to {directory / 'p'}/best.keras")
+
+
+def test_show_prints_the_stored_table_and_writes_nothing(project):
+    directory, _, first = project
+    assert first.returncode == 0
+    stamps = {p: p.stat().st_mtime_ns for p in (directory / "p").rglob("*") if p.is_file()}
+    run = kerasnas("--show", f"--directory={directory}", "--project_name=p")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert "NASNetSpace(" in run.stdout and "strategy random" in run.stdout
+    assert "objective val_accuracy (max), 2 trials" in run.stdout
+    assert "2 completed, 0 failed trials" in run.stdout
+    rows = [line.split() for line in run.stdout.splitlines() if re.match(r"^\s+\d+\s+\d+\s", line)]
+    assert [row[0] for row in rows] == ["1", "2"] and {row[1] for row in rows} == {"0", "1"}
+    assert "[kerasnas] trial" not in run.stdout and "exported" not in run.stdout
+    after = {p: p.stat().st_mtime_ns for p in (directory / "p").rglob("*") if p.is_file()}
+    assert after == stamps
+
+
+def test_main_shows_a_project_in_process(project, capsys):
+    directory, _, first = project
+    assert first.returncode == 0
+    with flagsaver.flagsaver():
+        argv = cli.parse_flags(
+            ["kerasnas", "--show", f"--directory={directory}", "--project_name=p"]
+        )
+        assert argv == ["kerasnas"] and cli.FLAGS.show
+        assert cli.main(argv) == 0
+    assert "2 completed, 0 failed trials" in capsys.readouterr().out
+
+
+# Bad command lines and the message each must give. They run in-process (the parser and
+# main that the command runs) and a few also as the real command.
+BAD = [
+    (["--strategy=bayes"], "flag --strategy=bayes: value should be one of"),
+    (["--max_trials=0"], "flag --max_trials=0:"),
+    (["--max_trials=-3"], "flag --max_trials=-3:"),
+    (["--max_trials=abc"], "flag --max_trials=abc:"),
+    (["--dataset=no_such_dataset"], "Unknown dataset 'no_such_dataset'"),
+    (["--space=resnet"], "flag --space=resnet: value should be one of"),
+    (["--num_blocks=2", "--space=macro"], "--num_blocks does not apply to --space=macro"),
+    (["--population_size=4"], "--population_size applies to --strategy=evolution only"),
+    (
+        ["--strategy=evolution", "--population_size=4", "--sample_size=6"],
+        "sample_size must lie in [1, population_size=4]",
+    ),
+    (["--ops=sep_conv_3x3,conv_9x9"], "Unknown op name(s) ['conv_9x9']"),
+    (["--objective=f1"], "cannot tell whether to maximise or minimise 'f1'"),
+    (["--export=best.h5"], "end the path in .keras"),
+    (["--distribution=multi_worker"], "needs the TF_CONFIG environment variable"),
+    (["--flagfile=BAD_FLAGFILE"], "flag --max_trials=0:"),
+    (["--show", "--project_name=missing"], "no kerasnas project in OUT/missing"),
+    (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+    (["stray"], "unexpected arguments ['stray']"),
+]
+AS_COMMANDS = {
+    "--strategy=bayes",
+    "--max_trials=-3",
+    "--max_trials=abc",
+    "--dataset=no_such_dataset",
+    "--space=resnet",
+    "--show",
+}
+
+
+def _bad_case(args, expected, tmp_path):
+    """The case's command line and message, with its placeholders filled in."""
+    bad_flagfile = tmp_path / "bad.flags"
+    bad_flagfile.write_text("# A flagfile with a bad value.\n--max_trials=0\n")
+    out = tmp_path / "runs"
+    args = [a.replace("BAD_FLAGFILE", str(bad_flagfile)) for a in args]
+    return [*args, f"--directory={out}"], expected.replace("OUT", str(out)), out
+
+
+def test_bad_values_give_one_error_line_and_status_2_in_process(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for args, expected in BAD:
+        argv, expected, out = _bad_case(args, expected, tmp_path)
+        with flagsaver.flagsaver():
+            try:
+                status = cli.main(cli.parse_flags(["kerasnas", *argv]))
+            except SystemExit as exit_:
+                status = exit_.code
+        captured = capsys.readouterr()
+        assert status == 2, (args, captured)
+        assert captured.out == "", args
+        assert captured.err.startswith("kerasnas: error: ") and captured.err.count("\n") == 1
+        assert expected in captured.err, (args, captured.err)
+        assert not out.exists(), args  # Nothing was written.
+
+
+def test_bad_values_exit_2_with_one_line_as_commands(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    cases = [
+        _bad_case(args, expected, tmp_path) for args, expected in BAD if args[0] in AS_COMMANDS
+    ]
+    assert len(cases) == len(AS_COMMANDS)
+
+    def attempt(argv):
+        return subprocess.run(
+            [sys.executable, "-m", "kerasnas", *argv],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            timeout=300,
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(attempt, [argv for argv, _, _ in cases]))
+    for (argv, expected, out), run in zip(cases, runs, strict=True):
+        assert run.returncode == 2, (argv, run.returncode, run.stderr[-2000:])
+        lines = own_lines(run.stderr)
+        assert len(lines) == 1, (argv, lines)
+        assert lines[0].startswith("kerasnas: error: ") and expected in lines[0], (argv, lines)
+        assert "Traceback" not in run.stderr and run.stdout == "", argv
+        assert not out.exists(), argv
+
+
+def test_helpfull_documents_every_flag():
+    run = kerasnas("--helpfull")
+    assert run.returncode == 0, run.stderr[-2000:]
+    ours = cli.FLAGS.get_flags_for_module("kerasnas.cli")
+    assert len(ours) >= 25
+    for flag in ours:
+        assert flag.help and len(flag.help) > 10, flag.name
+        assert f"  --{flag.name}: " in run.stdout or f"  --[no]{flag.name}: " in run.stdout
+    assert "--flagfile" in run.stdout and "python -m kerasnas" in run.stdout
+
+
+@pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda p: p.name)
+def test_example_flagfiles_describe_valid_searches(flagfile, tmp_path):
+    with flagsaver.flagsaver():
+        assert cli.parse_flags(["kerasnas", f"--flagfile={flagfile}"]) == ["kerasnas"]
+        search = kn.Search(
+            cli._space_from_flags(),
+            cli.FLAGS.strategy,
+            objective=cli._objective(cli.FLAGS.objective),
+            max_trials=cli.FLAGS.max_trials,
+            directory=tmp_path,
+            **cli._strategy_kwargs(),
+        )
+        assert search.strategy == cli.FLAGS.strategy
+        assert cli.FLAGS.project_name == flagfile.stem
+
+
+def test_mirrored_distribution_exports_a_plain_model(tmp_path):
+    path = tmp_path / "m.keras"
+    run = kerasnas(
+        f"--flagfile={DIGITS_RANDOM}",
+        *TINY,
+        "--max_trials=1",
+        "--distribution=mirrored",
+        f"--directory={tmp_path}",
+        f"--export={path}",
+        env={"CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "[kerasnas] distribution: MirroredStrategy with 1 replica(s)" in run.stdout
+    assert run.stdout.strip().splitlines()[-1].endswith(f"exported to {path}")
+    assert keras.models.load_model(path).output_shape == (None, 10)
