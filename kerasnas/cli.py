@@ -30,7 +30,7 @@ from absl import app, flags, logging
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import metrics_tracking
 
-from kerasnas import data, spaces
+from kerasnas import data, distributed, spaces
 from kerasnas._io import read_json
 from kerasnas.oracles import STRATEGIES
 from kerasnas.search import METADATA, Search
@@ -224,6 +224,21 @@ flags.DEFINE_enum(
     "Train each trial under a tf.distribute strategy: none, mirrored (MirroredStrategy, "
     "all local GPUs) or multi_worker (MultiWorkerMirroredStrategy; needs TF_CONFIG).",
 )
+flags.DEFINE_enum(
+    "role",
+    "none",
+    ["none", "chief", "worker"],
+    "Parallel trials (keras-tuner's chief/worker mode): chief serves trials to workers; "
+    "worker trains them. Start one chief and any number of workers with the same flags "
+    "(and --worker_id). See also kerasnas.distributed.launch.",
+)
+flags.DEFINE_string(
+    "chief_address",
+    "127.0.0.1:8000",
+    "host:port the chief binds to and workers reach. keras-tuner's gRPC channel is "
+    "unauthenticated: keep it on 127.0.0.1 or a private network.",
+)
+flags.DEFINE_integer("worker_id", 0, "This worker's number (--role=worker).", lower_bound=0)
 flags.DEFINE_string(
     "export",
     None,
@@ -436,8 +451,21 @@ def _show() -> int:
     return 0
 
 
+def _set_role() -> None:
+    """Sets keras-tuner's chief/worker environment variables from --role."""
+    if FLAGS.role == "none":
+        return
+    host, _, port = FLAGS.chief_address.rpartition(":")
+    if not host or not port.isdigit():
+        _usage_exit(
+            f"--chief_address must be host:port, e.g. 127.0.0.1:8000; got {FLAGS.chief_address!r}"
+        )
+    os.environ.update(distributed.role_env(FLAGS.role, host, int(port), FLAGS.worker_id))
+
+
 def _search() -> int:
     """Runs (or resumes) the search the flags describe and exports the best model."""
+    _set_role()
     space = _space_from_flags()
     strategy_kwargs = _strategy_kwargs()
     objective = _objective(FLAGS.objective)

@@ -197,3 +197,47 @@ def test_json_writes_are_atomic(tmp_path):
     with pytest.raises(TypeError):
         _io.write_json(path, {"a": object()})  # Fails while writing the temporary file.
     assert _io.read_json(path) == {"a": 1}  # The previous content is intact.
+
+
+def test_cli_roles_run_a_chief_and_a_worker(tmp_path):
+    port = distributed.free_port()
+    common = [
+        sys.executable,
+        "-m",
+        "kerasnas",
+        "--max_trials=2",
+        "--epochs=1",
+        "--num_blocks=1",
+        "--num_cells=1",
+        "--num_reductions=1",
+        "--filters=4",
+        f"--directory={tmp_path}",
+        "--project_name=roles",
+        f"--chief_address=127.0.0.1:{port}",
+        "--export=",
+    ]
+    chief = subprocess.Popen(
+        common + ["--role=chief"],
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        distributed._wait_for_port("127.0.0.1", port, chief, 120)
+        worker = subprocess.run(
+            common + ["--role=worker", "--worker_id=0"],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert worker.stdout.count("[kerasnas] trial ") == 2
+        out, _ = chief.communicate(timeout=120)
+    finally:
+        if chief.poll() is None:
+            chief.kill()
+    assert chief.returncode == 0, out[-3000:]
+    trials = statuses(tmp_path / "roles")
+    assert sorted(trials) == ["0", "1"] and all(s == "COMPLETED" for s, _ in trials.values())
