@@ -57,6 +57,8 @@ class SearchSpace(keras_tuner.HyperModel):
 
     #: Metrics the compiled models report (besides `loss`).
     metrics: tuple[str, ...] = ("accuracy",)
+    #: Rank of one example the models take: 3 for images (height, width, channels).
+    input_rank: int | None = 3
 
     def __init__(
         self,
@@ -92,6 +94,18 @@ class SearchSpace(keras_tuner.HyperModel):
 
     def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
         """Raises ValueError when examples of this shape cannot be modelled."""
+        if self.input_rank == 3 and len(input_shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} needs images: examples of shape (height, width, "
+                f"channels). Received examples of shape {input_shape}. Reshape flat "
+                "features into images (e.g. x.reshape(-1, 8, 8, 1)), or add a channel "
+                "axis to greyscale images (x[..., None])."
+            )
+        if self.input_rank is not None and len(input_shape) != self.input_rank:
+            raise ValueError(
+                f"{type(self).__name__} needs examples of rank {self.input_rank}. "
+                f"Received examples of shape {input_shape}."
+            )
 
     def key(self, values: Mapping[str, Scalar]) -> str:
         """The key of an architecture in tabular benchmarks of this space.

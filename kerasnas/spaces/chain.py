@@ -94,15 +94,6 @@ class ChainSpace(SearchSpace):
             "learning_rate": self.learning_rate,
         }
 
-    def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                "ChainSpace needs images: examples of shape (height, width, "
-                f"channels). Received examples of shape {input_shape}. Reshape "
-                "flat features into images (e.g. x.reshape(-1, 8, 8, 1)), or add a "
-                "channel axis to greyscale images (x[..., None])."
-            )
-
     # -- Decisions <-> architecture ----------------------------------------
     def decode(self, values: Mapping[str, Scalar]) -> Architecture:
         self.check_values(values)

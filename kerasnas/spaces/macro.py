@@ -79,13 +79,6 @@ class MacroSpace(SearchSpace):
             "learning_rate": self.learning_rate,
         }
 
-    def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                "MacroSpace needs images of shape (height, width, channels). "
-                f"Received examples of shape {input_shape}."
-            )
-
     def decode(self, values: Mapping[str, Scalar]) -> Architecture:
         self.check_values(values)
         return Architecture(choices={d.name: values[d.name] for d in self._decisions})

@@ -106,15 +106,6 @@ class NASBench201Space(SearchSpace):
             "learning_rate": self.learning_rate,
         }
 
-    def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                "NASBench201Space needs images: examples of shape (height, width, "
-                f"channels). Received examples of shape {input_shape}. Reshape "
-                "flat features into images (e.g. x.reshape(-1, 8, 8, 1)), or add a "
-                "channel axis to greyscale images (x[..., None])."
-            )
-
     def key(self, values: Mapping[str, Scalar]) -> str:
         """The benchmark's arch string of these decision values (its table key)."""
         return self.to_string(values)
