@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.installed: setup.py | $(PY)
 $(VENV)/.installed-test: setup.py | $(PY)
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-docs: setup.py | $(PY)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
 
 demo: $(VENV)/.installed
 	$(PY) examples/quickstart.py
@@ -35,5 +39,8 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 
+docs: $(VENV)/.installed-docs
+	$(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) kerasnas_runs *.egg-info
+	rm -rf $(VENV) kerasnas_runs site *.egg-info

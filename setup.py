@@ -34,7 +34,10 @@ setup(
         "matplotlib>=3.5",
         "pydot>=1.4",
     ],
-    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    extras_require={
+        "test": ["pytest>=7", "ruff>=0.4"],
+        "docs": ["mkdocs>=1.5", "mkdocstrings[python]>=0.24"],
+    },
     entry_points={"console_scripts": ["kerasnas=kerasnas.cli:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",

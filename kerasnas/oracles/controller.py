@@ -15,7 +15,7 @@ from keras_tuner.src.engine.oracle import synchronized
 
 from kerasnas.architecture import Architecture, Scalar
 from kerasnas.oracles.base import NasOracle
-from kerasnas.spaces.base import Decision
+from kerasnas.spaces.base import Decision, SearchSpace
 
 WEIGHTS_FILE = "controller.npz"
 
@@ -213,7 +213,7 @@ class ControllerOracle(NasOracle):
 
     def __init__(
         self,
-        space,
+        space: SearchSpace,
         algorithm: str = "reinforce",
         batch_size: int = 5,
         learning_rate: float | None = None,

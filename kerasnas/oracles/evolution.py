@@ -7,6 +7,7 @@ from typing import Any
 from keras_tuner.src.engine import trial as trial_module
 
 from kerasnas.oracles.base import NasOracle
+from kerasnas.spaces.base import SearchSpace
 
 
 class EvolutionOracle(NasOracle):
@@ -40,7 +41,9 @@ class EvolutionOracle(NasOracle):
             and keras-tuner `Oracle` arguments.
     """
 
-    def __init__(self, space, population_size: int = 20, sample_size: int = 5, **kwargs: Any):
+    def __init__(
+        self, space: SearchSpace, population_size: int = 20, sample_size: int = 5, **kwargs: Any
+    ):
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2. Received: {population_size}.")
         if not 1 <= sample_size <= population_size:

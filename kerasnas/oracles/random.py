@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kerasnas.oracles.base import NasOracle
+from kerasnas.spaces.base import SearchSpace
 
 
 class RandomSearchOracle(NasOracle):
@@ -28,7 +29,7 @@ class RandomSearchOracle(NasOracle):
             and keras-tuner `Oracle` arguments.
     """
 
-    def __init__(self, space, max_collisions: int = 50, **kwargs: Any):
+    def __init__(self, space: SearchSpace, max_collisions: int = 50, **kwargs: Any):
         super().__init__(space, **kwargs)
         self.max_collisions = max_collisions
 
