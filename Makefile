@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench lint docs clean
+.PHONY: demo test bench lint docs datasets clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ $(VENV)/.installed-docs: setup.py | $(PY)
 demo: $(VENV)/.installed
 	$(PY) examples/quickstart.py
 
-test: $(VENV)/.installed-test
+# Best effort: Debian's Fashion-MNIST IDX files (kn.data.load("fashion_mnist") falls back to
+# tensorflow-datasets without them, and the tests that read them skip).
+datasets:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; } || \
+	  echo "note: could not install dataset-fashion-mnist; its tests will skip"; \
+	fi
+
+test: $(VENV)/.installed-test datasets
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
