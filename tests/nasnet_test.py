@@ -155,3 +155,26 @@ def test_building_needs_shape_and_classes():
     space = kn.spaces.NASNetSpace()
     with pytest.raises(ValueError, match="input_shape and num_classes"):
         space.build(space.sample(np.random.default_rng(0)))
+
+
+def test_layer_names_are_stable_across_builds():
+    space = kn.spaces.NASNetSpace(
+        num_classes=10,
+        input_shape=(8, 8, 1),
+        num_blocks=2,
+        num_cells=1,
+        num_reductions=1,
+        filters=4,
+    )
+    arch = space.sample(np.random.default_rng(0))
+    first = space.build(arch)
+    keras.layers.Dense(3)  # Other layers built in between shift Keras's automatic names.
+    keras.backend.clear_session()
+    second = space.build(arch)
+    assert [layer.name for layer in first.layers] == [layer.name for layer in second.layers]
+    assert {"stem_conv", "cell0_normal_in0_conv", "cell1_reduction_in0_conv", "classifier"} <= {
+        layer.name for layer in first.layers
+    }
+    # So morphism operations proposed on one build apply to another.
+    ops = kn.morph.random_ops(first, 3, seed=0)
+    assert kn.morph.apply(second, ops).count_params() > second.count_params()

@@ -249,13 +249,13 @@ class SearchSpace(keras_tuner.HyperModel):
         return self.build_model(arch)
 
 
-def classifier_head(x: Any, num_classes: int) -> Any:
+def classifier_head(x: Any, num_classes: int, name: str | None = "classifier") -> Any:
     """The softmax layer every kerasnas space ends with.
 
     It computes in float32 even under a `mixed_float16` policy, as Keras
     recommends for numerically stable outputs.
     """
-    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)
 
 
 def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:

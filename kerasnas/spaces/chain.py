@@ -124,14 +124,11 @@ class ChainSpace(SearchSpace):
         for i in range(num_layers):
             filters, kernel = values[f"layer_{i}/filters"], values[f"layer_{i}/kernel"]
             x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"conv_{i}")(x)
-            x = layers.BatchNormalization(momentum=ops_module.BN_MOMENTUM, name=f"bn_{i}")(x)
+            x = ops_module.batch_norm(f"bn_{i}")(x)
             x = layers.ReLU(name=f"relu_{i}")(x)
             if self.pool_every and (i + 1) % self.pool_every == 0 and i < num_layers - 1:
                 x = layers.MaxPooling2D(2, padding="same", name=f"pool_{i}")(x)
         x = layers.GlobalAveragePooling2D(name="gap")(x)
         outputs = classifier_head(x, self.num_classes)
-        # classifier_head names its Dense layer automatically ("dense_17"): give
-        # it a fixed name before the model records it.
-        outputs._keras_history.operation.name = "classifier"
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
         return compile_classifier(model, self.learning_rate)

@@ -188,37 +188,44 @@ class NASNetSpace(SearchSpace):
     # -- Building -------------------------------------------------------------
     def build_model(self, arch: Architecture) -> keras.Model:
         self.encode(arch)  # Validates that the architecture belongs to the space.
-        inputs = keras.Input(shape=self.input_shape)
-        x = layers.Conv2D(self.filters, 3, padding="same", use_bias=False)(inputs)
-        x = ops_module.batch_norm()(x)
+        inputs = keras.Input(shape=self.input_shape, name="input")
+        x = layers.Conv2D(self.filters, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+        x = ops_module.batch_norm("stem_bn")(x)
         prev_prev, prev = x, x
         filters = self.filters
         cells = arch.cells
+        index = 0
         for stage in range(self.num_reductions + 1):
             for _ in range(self.num_cells):
-                out = _build_cell(cells["normal"], prev, prev_prev, filters, reduction=False)
-                prev_prev, prev = prev, out
+                out = _build_cell(
+                    cells["normal"], prev, prev_prev, filters, False, f"cell{index}_normal"
+                )
+                prev_prev, prev, index = prev, out, index + 1
             if stage < self.num_reductions:
                 filters *= 2
-                out = _build_cell(cells["reduction"], prev, prev_prev, filters, reduction=True)
-                prev_prev, prev = prev, out
-        x = layers.ReLU()(prev)
-        x = layers.GlobalAveragePooling2D()(x)
+                out = _build_cell(
+                    cells["reduction"], prev, prev_prev, filters, True, f"cell{index}_reduction"
+                )
+                prev_prev, prev, index = prev, out, index + 1
+        x = layers.ReLU(name="head_relu")(prev)
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
         if self.dropout:
-            x = layers.Dropout(self.dropout)(x)
+            x = layers.Dropout(self.dropout, name="dropout")(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
         return compile_classifier(model, self.learning_rate)
 
 
-def _build_cell(cell: Cell, prev, prev_prev, filters: int, reduction: bool):
-    """Builds one cell on its two inputs; returns the cell's output tensor."""
+def _build_cell(cell: Cell, prev, prev_prev, filters: int, reduction: bool, name: str):
+    """Builds one cell on its two inputs; returns the cell's output tensor.
+
+    Layers are named `{name}_in0_*`, `{name}_in1_*` (input calibration),
+    `{name}_v{vertex}_*` (the op or add of a cell vertex) and `{name}_out`.
+    """
     # Calibrate both inputs to `filters` channels and the same resolution.
-    if prev_prev.shape[1] != prev.shape[1]:
-        prev_prev = ops_module.relu_conv_bn(prev_prev, filters, 1, strides=2)
-    else:
-        prev_prev = ops_module.relu_conv_bn(prev_prev, filters, 1)
-    prev = ops_module.relu_conv_bn(prev, filters, 1)
+    strides = 2 if prev_prev.shape[1] != prev.shape[1] else 1
+    prev_prev = ops_module.relu_conv_bn(prev_prev, filters, 1, strides, name=f"{name}_in1")
+    prev = ops_module.relu_conv_bn(prev, filters, 1, name=f"{name}_in0")
     tensors = {}
     for v in cell.topological_order():
         label = cell.ops[v]
@@ -226,12 +233,14 @@ def _build_cell(cell: Cell, prev, prev_prev, filters: int, reduction: bool):
         if label in CELL_INPUTS:
             tensors[v] = prev if label == CELL_INPUTS[0] else prev_prev
         elif label == "add":
-            tensors[v] = layers.Add()([tensors[u] for u in preds])
+            tensors[v] = layers.Add(name=f"{name}_v{v}_add")([tensors[u] for u in preds])
         elif label == "output":
             outs = [tensors[u] for u in preds]
-            tensors[v] = outs[0] if len(outs) == 1 else layers.Concatenate()(outs)
+            tensors[v] = outs[0] if len(outs) == 1 else layers.Concatenate(name=f"{name}_out")(outs)
         else:
             (source,) = preds
             strides = 2 if reduction and cell.ops[source] in CELL_INPUTS else 1
-            tensors[v] = ops_module.apply(label, tensors[source], filters, strides)
+            tensors[v] = ops_module.apply(
+                label, tensors[source], filters, strides, name=f"{name}_v{v}"
+            )
     return tensors[cell.ops.index("output")]

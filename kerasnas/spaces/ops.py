@@ -2,8 +2,11 @@
 
 Using only built-in layers keeps exported models loadable with a plain
 `keras.models.load_model(path)` (no `custom_objects`) under every backend.
-Each op maps `(x, filters, strides)` to a tensor with `filters` channels
-(pools keep the input's channels, which cells calibrate to `filters`).
+Each op maps `(x, filters, strides, name)` to a tensor with `filters` channels
+(pools keep the input's channels, which cells calibrate to `filters`). With a
+`name`, its layers are named `{name}_relu`, `{name}_conv`, `{name}_bn`, ... so
+that a model built twice has the same layer names (morphism operations refer
+to layers by name).
 """
 
 from __future__ import annotations
@@ -18,46 +21,62 @@ from keras import layers
 BN_MOMENTUM = 0.9
 
 
-def batch_norm():
-    return layers.BatchNormalization(momentum=BN_MOMENTUM)
+def _named(name: str | None, suffix: str) -> str | None:
+    return None if name is None else f"{name}_{suffix}"
 
 
-def relu_conv_bn(x, filters: int, kernel_size: int, strides: int = 1):
-    x = layers.ReLU()(x)
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False)(x)
-    return batch_norm()(x)
+def batch_norm(name: str | None = None):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
+def relu_conv_bn(x, filters: int, kernel_size: int, strides: int = 1, name: str | None = None):
+    x = layers.ReLU(name=_named(name, "relu"))(x)
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        name=_named(name, "conv"),
+    )(x)
+    return batch_norm(_named(name, "bn"))(x)
 
 
 def _sep_conv(kernel_size: int) -> Callable:
-    def op(x, filters: int, strides: int):
-        x = layers.ReLU()(x)
+    def op(x, filters: int, strides: int, name: str | None = None):
+        x = layers.ReLU(name=_named(name, "relu"))(x)
         x = layers.SeparableConv2D(
-            filters, kernel_size, strides=strides, padding="same", use_bias=False
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            name=_named(name, "sepconv"),
         )(x)
-        return batch_norm()(x)
+        return batch_norm(_named(name, "bn"))(x)
 
     return op
 
 
 def _conv(kernel_size: int) -> Callable:
-    def op(x, filters: int, strides: int):
-        return relu_conv_bn(x, filters, kernel_size, strides)
+    def op(x, filters: int, strides: int, name: str | None = None):
+        return relu_conv_bn(x, filters, kernel_size, strides, name)
 
     return op
 
 
 def _pool(layer_cls) -> Callable:
-    def op(x, filters: int, strides: int):
-        return layer_cls(pool_size=3, strides=strides, padding="same")(x)
+    def op(x, filters: int, strides: int, name: str | None = None):
+        return layer_cls(pool_size=3, strides=strides, padding="same", name=_named(name, "pool"))(x)
 
     return op
 
 
-def identity(x, filters: int, strides: int):
+def identity(x, filters: int, strides: int, name: str | None = None):
     """The input itself, or a 1x1 strided convolution where the cell reduces."""
     if strides == 1:
         return x
-    return relu_conv_bn(x, filters, 1, strides)
+    return relu_conv_bn(x, filters, 1, strides, name)
 
 
 OPS: dict[str, Callable] = {
@@ -87,5 +106,6 @@ def check_ops(ops) -> tuple[str, ...]:
     return ops
 
 
-def apply(name: str, x, filters: int, strides: int) -> keras.KerasTensor:
-    return OPS[name](x, filters, strides)
+def apply(op: str, x, filters: int, strides: int, name: str | None = None) -> keras.KerasTensor:
+    """Applies the op called `op`; its layers are named after `name` when given."""
+    return OPS[op](x, filters, strides, name)
