@@ -72,9 +72,12 @@ class SearchSpace(keras_tuner.HyperModel):
         self.configure(input_shape=input_shape, num_classes=num_classes)
 
     # -- What a subclass provides ------------------------------------------
+    _decisions: tuple[Decision, ...]  # Set by the subclass before `super().__init__`.
+
     @property
     def decisions(self) -> tuple[Decision, ...]:
-        raise NotImplementedError
+        """The space's decisions, in order."""
+        return self._decisions
 
     def decode(self, values: Mapping[str, Scalar]) -> Architecture:
         raise NotImplementedError

@@ -80,10 +80,6 @@ class ChainSpace(SearchSpace):
         self._decisions = tuple(decisions)
         super().__init__(num_classes=num_classes, input_shape=input_shape, name=name)
 
-    @property
-    def decisions(self) -> tuple[Decision, ...]:
-        return self._decisions
-
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),

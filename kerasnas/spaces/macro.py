@@ -66,10 +66,6 @@ class MacroSpace(SearchSpace):
         self._decisions = tuple(Decision(f"layer_{i}", MACRO_OPS) for i in range(sum(stages)))
         super().__init__(num_classes=num_classes, input_shape=input_shape, name=name)
 
-    @property
-    def decisions(self) -> tuple[Decision, ...]:
-        return self._decisions
-
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),

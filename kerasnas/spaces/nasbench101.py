@@ -121,10 +121,6 @@ class NASBench101Space(SearchSpace):
         )
         super().__init__(num_classes=num_classes, input_shape=input_shape, name=name)
 
-    @property
-    def decisions(self) -> tuple[Decision, ...]:
-        return self._decisions
-
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),

@@ -94,10 +94,6 @@ class NASBench201Space(SearchSpace):
         self._decisions = tuple(Decision(edge_name(j, i), EDGE_OPS) for j, i in EDGES)
         super().__init__(num_classes=num_classes, input_shape=input_shape, name=name)
 
-    @property
-    def decisions(self) -> tuple[Decision, ...]:
-        return self._decisions
-
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
