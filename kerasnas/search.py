@@ -229,6 +229,7 @@ class Search:
                 val.x if val.is_dataset else data_module.to_dataset(val.x, val.y, batch_size)
             )
         if train.is_dataset:
+            kwargs.setdefault("shuffle", False)  # Keras ignores it for datasets, with a warning.
             self._run_search(train.x, **kwargs)
         else:
             seed = 0 if self.seed is None else self.seed
