@@ -79,6 +79,16 @@ class ResourceConstrained(keras_tuner.Objective):
         )
 
 
+def objective_inputs(objective: keras_tuner.Objective) -> list[str]:
+    """The metric names an objective is computed from.
+
+    A plain objective needs its own name, a keras-tuner multi-objective its
+    members', a `ResourceConstrained` its metric and resource.
+    """
+    names = getattr(objective, "name_to_direction", {objective.name: None})
+    return list(getattr(objective, "inputs", names))
+
+
 def resource_constrained(
     metric: str = "val_accuracy",
     resource: str = "params",

@@ -15,7 +15,12 @@ from keras_tuner.src.engine.tuner import maybe_distribute
 from kerasnas import data as data_module
 from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture
-from kerasnas.objectives import TRAINED_RESOURCES, ResourceConstrained, pareto_front
+from kerasnas.objectives import (
+    TRAINED_RESOURCES,
+    ResourceConstrained,
+    objective_inputs,
+    pareto_front,
+)
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
 from kerasnas.spaces.base import SearchSpace
@@ -254,8 +259,7 @@ class Search:
             self.summary()
 
     def _check_objective(self, produced: list[str], has_validation: bool = True) -> None:
-        names = getattr(self.objective, "name_to_direction", {self.objective.name: None})
-        for name in getattr(self.objective, "inputs", names):
+        for name in objective_inputs(self.objective):
             if name not in produced:
                 hint = (
                     " Metrics starting with 'val_' need validation_data."

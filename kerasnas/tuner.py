@@ -16,6 +16,7 @@ from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine import tuner_utils
 
 from kerasnas._io import read_json, write_json
+from kerasnas.objectives import objective_inputs
 from kerasnas.spaces.base import SearchSpace
 
 # Metrics every kerasnas trial records besides the model's own.
@@ -182,9 +183,11 @@ class NasTuner(keras_tuner.Tuner):
                     f"Training loss became {losses[-1]} at epoch {len(losses)}; "
                     "the architecture diverged (try a lower learning rate)."
                 )
-            names = getattr(objective, "name_to_direction", {objective.name: None})
-            names = getattr(objective, "inputs", names)  # A derived objective's inputs.
-            missing = [n for n in names if n not in history.history and n not in (PARAMS, LATENCY)]
+            missing = [
+                n
+                for n in objective_inputs(objective)
+                if n not in history.history and n not in (PARAMS, LATENCY)
+            ]
             if missing:
                 raise keras_tuner.errors.FatalValueError(
                     f"The objective {missing} is not among the metrics the model "

@@ -9,20 +9,9 @@ import pytest
 
 import kerasnas as kn
 from kerasnas.architecture import Cell, graph_hash
+from tests.tiny import permute
 
 SPACE = kn.spaces.NASNetSpace(num_blocks=4)
-
-
-def permute(cell: Cell, perm) -> Cell:
-    """The same graph with vertex v renumbered perm[v]."""
-    n = cell.num_vertices
-    matrix = [[0] * n for _ in range(n)]
-    ops = [None] * n
-    for u in range(n):
-        ops[perm[u]] = cell.ops[u]
-        for w in range(n):
-            matrix[perm[u]][perm[w]] = cell.matrix[u][w]
-    return Cell(matrix, ops)
 
 
 def test_isomorphic_cells_hash_equal():

@@ -7,6 +7,7 @@ import pytest
 
 import kerasnas as kn
 from kerasnas.spaces import ops as ops_module
+from tests import tiny
 
 
 def test_decisions_are_ordered_per_cell_and_block():
@@ -43,17 +44,10 @@ def test_encoding_a_relabelled_architecture_gives_the_same_hash():
         arch = space.sample(rng)
         # Reverse the numbering of the operation vertices (still a valid DAG numbering
         # is not needed: cells accept any vertex order).
-        cells = {}
-        for name, cell in arch.cells.items():
-            perm = rng.permutation(cell.num_vertices)
-            n = cell.num_vertices
-            matrix = [[0] * n for _ in range(n)]
-            ops = [None] * n
-            for u in range(n):
-                ops[perm[u]] = cell.ops[u]
-                for w in range(n):
-                    matrix[perm[u]][perm[w]] = cell.matrix[u][w]
-            cells[name] = kn.Cell(matrix, ops)
+        cells = {
+            name: tiny.permute(cell, rng.permutation(cell.num_vertices))
+            for name, cell in arch.cells.items()
+        }
         relabelled = kn.Architecture(cells)
         assert space.decode(space.encode(relabelled)).hash() == arch.hash()
 

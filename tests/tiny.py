@@ -1,4 +1,4 @@
-"""Small, fast fixtures shared by the tests: a digits subset and a tiny space."""
+"""Small, fast fixtures shared by the tests: a digits subset, a tiny space, relabelling."""
 
 import functools
 
@@ -32,3 +32,15 @@ def space(**kwargs) -> kn.spaces.NASNetSpace:
     )
     config.update(kwargs)
     return kn.spaces.NASNetSpace(**config)
+
+
+def permute(cell: kn.Cell, perm) -> kn.Cell:
+    """The same graph with vertex v renumbered perm[v]."""
+    n = cell.num_vertices
+    matrix = [[0] * n for _ in range(n)]
+    ops = [None] * n
+    for u in range(n):
+        ops[perm[u]] = cell.ops[u]
+        for w in range(n):
+            matrix[perm[u]][perm[w]] = cell.matrix[u][w]
+    return kn.Cell(matrix, ops)
