@@ -15,6 +15,7 @@ from keras_tuner.src.engine.tuner import maybe_distribute
 from kerasnas import data as data_module
 from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture
+from kerasnas.morph import lineage
 from kerasnas.objectives import (
     TRAINED_RESOURCES,
     ResourceConstrained,
@@ -24,7 +25,7 @@ from kerasnas.objectives import (
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
 from kerasnas.spaces.base import SearchSpace
-from kerasnas.tuner import PARAMS, TRAIN_TIME, NasTuner
+from kerasnas.tuner import INHERITED, PARAMS, TRAIN_TIME, NasTuner
 
 METADATA = "kerasnas.json"
 
@@ -334,14 +335,20 @@ class Search:
 
         Each record has `trial_id`, `status` (keras-tuner's status name),
         `architecture` (JSON), `hash`, `score` (the objective), `metrics`
-        (best-epoch value by metric name), `params`, `train_time` (seconds)
-        and `message` (the error of a failed trial, else None).
+        (best-epoch value by metric name), `params`, `train_time` (seconds),
+        `message` (the error of a failed trial, else None) and `morph`. For
+        network-morphism trials `architecture` is the root architecture and
+        `morph` the lineage: `{"parent": trial id, "ops": [op strings from the
+        root], "inherited": whether training started from the parent's
+        weights}` (`hash` covers the ops); else `morph` is None.
         """
         self._ensure_loaded()
         records = []
         for trial_id in sorted(self.oracle.trials):
             trial = self.oracle.trials[trial_id]
-            arch = self.space.decode(trial.hyperparameters.values)
+            values = trial.hyperparameters.values
+            arch = self.space.decode(values)
+            found = lineage.of(values)
             metrics = {
                 name: float(trial.metrics.get_last_value(name)) for name in trial.metrics.metrics
             }
@@ -350,12 +357,25 @@ class Search:
                     "trial_id": trial.trial_id,
                     "status": trial.status,
                     "architecture": arch.to_json(),
-                    "hash": arch.hash(),
+                    "hash": lineage.key(arch, values),
                     "score": None if trial.score is None else float(trial.score),
-                    "metrics": {k: v for k, v in metrics.items() if k not in (PARAMS, TRAIN_TIME)},
+                    "metrics": {
+                        k: v
+                        for k, v in metrics.items()
+                        if k not in (PARAMS, TRAIN_TIME, INHERITED)
+                    },
                     "params": _as_int(metrics.get(PARAMS)),
                     "train_time": metrics.get(TRAIN_TIME),
                     "message": trial.message,
+                    "morph": None
+                    if found is None or not found.ops
+                    else {
+                        "parent": found.parent,
+                        "ops": list(found.ops),
+                        "inherited": None
+                        if INHERITED not in metrics
+                        else bool(metrics[INHERITED]),
+                    },
                 }
             )
         return records
@@ -373,8 +393,22 @@ class Search:
         return best
 
     def best_architectures(self, k: int = 1) -> list[Architecture]:
-        """The architectures of the k best completed trials, best first."""
-        return [self.space.decode(t.hyperparameters.values) for t in self.best_trials(k)]
+        """The architectures of the k best completed trials, best first.
+
+        Raises:
+            ValueError: when one of them is a network grown by morphisms,
+                which no architecture of the space describes (use
+                `best_model()`, or `results()` for its root and ops).
+        """
+        best = self.best_trials(k)
+        for trial in best:
+            if lineage.grown(trial.hyperparameters.values):
+                raise ValueError(
+                    f"Trial {trial.trial_id} trained a network grown by morphism ops, which "
+                    "no architecture of the space describes. Use best_model() for the "
+                    "model, or results() for its root architecture and ops."
+                )
+        return [self.space.decode(t.hyperparameters.values) for t in best]
 
     def best_model(self) -> keras.Model:
         """The best trial's trained model (weights of its best epoch)."""

@@ -14,8 +14,11 @@ import keras_tuner
 import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine import tuner_utils
+from keras_tuner.src.engine.tuner import maybe_distribute
 
+from kerasnas import morph
 from kerasnas._io import read_json, write_json
+from kerasnas.morph import lineage
 from kerasnas.objectives import objective_inputs
 from kerasnas.spaces.base import SearchSpace
 
@@ -24,6 +27,8 @@ PARAMS = "params"
 TRAIN_TIME = "train_time"
 # Milliseconds per example at batch size 1, measured when an objective needs it.
 LATENCY = "latency"
+# 1 when a morphism child started from its parent's trained weights, 0 when from scratch.
+INHERITED = "inherited"
 
 
 class NasTuner(keras_tuner.Tuner):
@@ -89,6 +94,9 @@ class NasTuner(keras_tuner.Tuner):
         self._search_start = time.perf_counter()
         self._params: int | None = None
         self._model: keras.Model | None = None
+        # The trial being trained, and whether its network inherited its parent's weights.
+        self._training: trial_module.Trial | None = None
+        self._inheritance: dict[str, Any] | None = None
 
     def _populate_initial_space(self) -> None:
         # The space declares its decisions; no model needs to be built for it.
@@ -102,9 +110,50 @@ class NasTuner(keras_tuner.Tuner):
         if self.mixed_precision:
             keras.config.set_dtype_policy("mixed_float16")
         try:
-            return super()._build_hypermodel(hp)
+            model = super()._build_hypermodel(hp)
+            found = lineage.of(hp.values)
+            if found is not None and found.ops:
+                with maybe_distribute(self.distribution_strategy):
+                    model = self._grow(model, found)
+            return model
         finally:
             keras.config.set_dtype_policy(previous)
+
+    def _grow(self, root: keras.Model, found: lineage.Lineage) -> keras.Model:
+        """A morphism trial's model: the root grown by its ops.
+
+        When training, the child inherits: the parent is rebuilt (root plus
+        the parent's ops), its checkpoint loaded, and the new ops applied
+        (keeping the parent's function). Without the parent's checkpoint the
+        child starts from scratch, and the trial records why.
+        """
+        trial = self._training
+        if trial is None:  # Loading a trained trial: its own checkpoint follows.
+            return morph.apply(root, list(found.ops))
+        seed = (self.seed or 0) * 100_003 + int(trial.trial_id)
+        checkpoint = self._get_checkpoint_fname(found.parent) if found.parent else None
+        record = {"parent": found.parent, "ops": list(found.ops), "new_ops": list(found.new_ops)}
+        if checkpoint is not None and os.path.exists(checkpoint):
+            parent = morph.apply(root, list(found.ops[: found.parent_ops]))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                parent.load_weights(checkpoint)
+            child = morph.apply(parent, list(found.new_ops), seed=seed, noise=found.noise)
+            self._inheritance = {**record, "inherited": True, "reason": None}
+            return child
+        reason = (
+            f"the checkpoint of parent trial {found.parent} ({checkpoint}) is missing"
+            if checkpoint
+            else "the trial has no parent trial"
+        )
+        if self.progress:
+            print(
+                f"[kerasnas] trial {int(trial.trial_id) + 1}: {reason}; "
+                "training the child network from scratch",
+                flush=True,
+            )
+        self._inheritance = {**record, "inherited": False, "reason": reason}
+        return morph.apply(root, list(found.ops), seed=seed)
 
     def _try_build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         model = super()._try_build(hp)
@@ -172,8 +221,12 @@ class NasTuner(keras_tuner.Tuner):
             keras.callbacks.TerminateOnNaN()
         ]
         start = time.perf_counter()
-        with _Heartbeat(self.oracle, trial.trial_id, self.heartbeat, self._is_worker()):
-            histories = super().run_trial(trial, *args, **kwargs)
+        self._training, self._inheritance = trial, None
+        try:
+            with _Heartbeat(self.oracle, trial.trial_id, self.heartbeat, self._is_worker()):
+                histories = super().run_trial(trial, *args, **kwargs)
+        finally:
+            self._training = None
         train_time = time.perf_counter() - start
         objective = self.oracle.objective
         for history in histories:
@@ -207,6 +260,11 @@ class NasTuner(keras_tuner.Tuner):
         metrics = tuner_utils.convert_to_metrics_dict(histories, objective)
         metrics = {name: float(value) for name, value in metrics.items()}
         metrics[TRAIN_TIME] = train_time
+        if self._inheritance is not None:
+            metrics[INHERITED] = float(self._inheritance["inherited"])
+            write_json(
+                os.path.join(self.get_trial_dir(trial.trial_id), "morph.json"), self._inheritance
+            )
         return self._with_objective(metrics)
 
     def _with_objective(self, metrics: dict) -> dict:
@@ -244,7 +302,8 @@ class NasTuner(keras_tuner.Tuner):
         objective = self.oracle.objective
         total = self.oracle.max_trials
         number = int(trial.trial_id) + 1
-        arch = self.space.decode(trial.hyperparameters.values).hash()[:8]
+        values = trial.hyperparameters.values
+        arch = lineage.key(self.space.decode(values), values)[:8]
         elapsed = time.perf_counter() - self._search_start
         head = f"[kerasnas] trial {number}/{total} arch={arch}"
         if trial.status != trial_module.TrialStatus.COMPLETED:

@@ -126,7 +126,15 @@ class Plan:
     consumers: list[str] = dataclasses.field(default_factory=list)
 
 
-def plan(graph: Graph, start: str, channel_map: np.ndarray, origin: bool = False) -> Plan:
+def plan(
+    graph: Graph,
+    start: str,
+    channel_map: np.ndarray,
+    origin: bool = False,
+    *,
+    consumers: dict[str, list[str]] | None = None,
+    order: list[str] | None = None,
+) -> Plan:
     """Plans giving tensor `start` the channel map `channel_map`.
 
     Args:
@@ -136,12 +144,14 @@ def plan(graph: Graph, start: str, channel_map: np.ndarray, origin: bool = False
         origin: Whether `start`'s layer itself takes care of the change (a
             Concatenate that gains an input): then only the layers tied to
             its output are rewritten, not the layer nor its inputs.
+        consumers: `graph.consumers()`, when the caller has it.
+        order: `graph.order()`, when the caller has it.
 
     Raises:
         MorphError: if some tied layer cannot follow (see the module doc).
     """
-    consumers = graph.consumers()
-    position = {name: i for i, name in enumerate(graph.order())}
+    consumers = graph.consumers() if consumers is None else consumers
+    position = {name: i for i, name in enumerate(graph.order() if order is None else order)}
     outputs = set(graph.outputs)
     result = Plan()
     pending: set[str] = set()

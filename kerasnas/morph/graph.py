@@ -103,9 +103,14 @@ class Graph:
                 result[parent].append(name)
         return result
 
-    def descendants(self, name: str) -> set[str]:
-        """The nodes computed from `name`'s output, `name` included."""
-        consumers = self.consumers()
+    def descendants(
+        self, name: str, consumers: dict[str, list[str]] | None = None
+    ) -> set[str]:
+        """The nodes computed from `name`'s output, `name` included.
+
+        `consumers` may pass `self.consumers()` when the caller has it.
+        """
+        consumers = self.consumers() if consumers is None else consumers
         seen, stack = {name}, [name]
         while stack:
             for child in consumers[stack.pop()]:
@@ -136,6 +141,21 @@ class Graph:
             node.inputs = [new if i == old else i for i in node.inputs]
         if outputs:
             self.outputs = [new if o == old else o for o in self.outputs]
+
+    def copy(self) -> Graph:
+        """A copy that morphisms can edit without touching this graph.
+
+        Configs are copied one level deep (the transforms set top-level keys
+        only); weight arrays are shared, which is safe because the transforms
+        replace arrays instead of writing into them.
+        """
+        nodes = [
+            dataclasses.replace(
+                n, inputs=list(n.inputs), config=dict(n.config), weights=dict(n.weights)
+            )
+            for n in self.nodes.values()
+        ]
+        return Graph(nodes, list(self.inputs), list(self.outputs), self.name)
 
     def shallow_copy(self) -> Graph:
         """A copy whose wiring can be edited (configs and weights are shared)."""

@@ -461,7 +461,8 @@ def candidates(graph: Graph) -> dict[str, list[tuple]]:
         "skip": [(from, to), ...], "skipcat": [...], "block": [(out, sources), ...]}`.
     """
     # The zero 1x1 projections of `skip` ops are no targets (they only carry skips).
-    order = [n for n in graph.order() if not _PROJECTION.fullmatch(n)]
+    full_order = graph.order()
+    order = [n for n in full_order if not _PROJECTION.fullmatch(n)]
     consumers = graph.consumers()
     found: dict[str, list[tuple]] = {kind: [] for kind in KINDS}
     ends: set[str] = set()
@@ -474,7 +475,13 @@ def candidates(graph: Graph) -> dict[str, list[tuple]]:
                 found["deepen"].append((name,))
         if node.layer_cls in channels.WEIGHTED:
             try:
-                channels.plan(graph, name, np.arange(node.channels + 1) % node.channels)
+                channels.plan(
+                    graph,
+                    name,
+                    np.arange(node.channels + 1) % node.channels,
+                    consumers=consumers,
+                    order=full_order,
+                )
             except MorphError:
                 pass
             else:
@@ -482,7 +489,7 @@ def candidates(graph: Graph) -> dict[str, list[tuple]]:
     sources = [n for n in order if graph[n].layer_cls in CONVS and len(graph[n].shape) == 3]
     targets = [n for n in order if graph[n].layer_cls in (L.Conv2D, L.SeparableConv2D)]
     for target in targets:
-        after = graph.descendants(target)
+        after = graph.descendants(target, consumers)
         for source in sources:
             for kind in ("skip", "skipcat"):
                 if not skip_problem(graph, source, target, kind == "skipcat", consumers, after):
@@ -526,9 +533,13 @@ def propose(
     rng: np.random.Generator,
     kinds: tuple[str, ...] = KINDS,
     block_ops: tuple[str, ...] = (),
+    found: dict[str, list[tuple]] | None = None,
 ) -> str:
-    """Draws one applicable op string: a kind uniformly, then a target uniformly."""
-    found = candidates(graph)
+    """Draws one applicable op string: a kind uniformly, then a target uniformly.
+
+    `found` may pass `candidates(graph)` when the caller has it.
+    """
+    found = candidates(graph) if found is None else found
     available = [k for k in kinds if found[k] and (k != "block" or block_ops)]
     if not available:
         raise MorphError(f"The model admits no morphism of the kinds {list(kinds)}.")

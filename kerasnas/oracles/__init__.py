@@ -3,6 +3,7 @@
 from kerasnas.oracles.base import NasOracle
 from kerasnas.oracles.controller import ControllerOracle
 from kerasnas.oracles.evolution import EvolutionOracle
+from kerasnas.oracles.morphism import MorphismOracle
 from kerasnas.oracles.random import RandomSearchOracle
 
 # Strategy names accepted by `kerasnas.Search(strategy=...)`.
@@ -10,12 +11,14 @@ STRATEGIES = {
     "random": RandomSearchOracle,
     "evolution": EvolutionOracle,
     "controller": ControllerOracle,
+    "morphism": MorphismOracle,
 }
 
 __all__ = [
     "STRATEGIES",
     "ControllerOracle",
     "EvolutionOracle",
+    "MorphismOracle",
     "NasOracle",
     "RandomSearchOracle",
 ]
