@@ -20,6 +20,7 @@ and kernel size, in topological order, and its skip connections, each as
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import keras
@@ -27,7 +28,6 @@ import numpy as np
 from scipy import optimize
 
 from kerasnas.morph.graph import Graph
-from kerasnas.morph.transforms import _PROJECTION
 
 L = keras.layers
 _MAIN = {
@@ -38,6 +38,8 @@ _MAIN = {
     L.MaxPooling2D: "maxpool",
     L.AveragePooling2D: "avgpool",
 }
+# The zero 1x1 convolutions and the poolings that `skip` ops add belong to the skip.
+_SKIP_LAYER = re.compile(r"skip\d+_(proj|pool)")
 _KIND_CODES = {kind: code for code, kind in enumerate(sorted(set(_MAIN.values())))}
 
 
@@ -49,9 +51,9 @@ class Descriptor:
         layers: `(kind, width, kernel)` of each main layer in topological
             order; kinds are `conv`, `sepconv`, `dwconv`, `dense`, `maxpool`,
             `avgpool`.
-        skips: `(i, j, merge)`: main layer i feeds main layer j other than as
-            its immediate predecessor in a chain; merge is `"add"`,
-            `"concat"` or `"direct"`.
+        skips: `(i, j, merge)`: main layer i feeds main layer j, and i is
+            not j's immediate predecessor in the order (that edge is the
+            chain itself); merge is `"add"`, `"concat"` or `"direct"`.
     """
 
     layers: tuple[tuple[str, int, int], ...]
@@ -77,7 +79,7 @@ def describe(graph: Graph) -> Descriptor:
     """The descriptor of a morph `Graph` (see `kerasnas.morph.graph.from_model`)."""
     order = graph.order()
     main = [
-        n for n in order if graph[n].layer_cls in _MAIN and not _PROJECTION.fullmatch(n)
+        n for n in order if graph[n].layer_cls in _MAIN and not _SKIP_LAYER.fullmatch(n)
     ]
     index = {name: i for i, name in enumerate(main)}
     layers = []
@@ -108,7 +110,7 @@ def describe(graph: Graph) -> Descriptor:
         if name in index:
             j = index[name]
             for i, how in incoming.items():
-                if not (i == j - 1 and how == "direct"):
+                if i != j - 1:  # The edge from the previous layer is the chain itself.
                     skips.add((i, j, how))
             reach[name] = {j: "direct"}
         else:
