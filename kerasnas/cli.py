@@ -76,9 +76,14 @@ _STRATEGY_FLAGS: dict[str, tuple[str, str]] = {
     "sample_size": ("evolution", "sample_size"),
     "controller_algorithm": ("controller", "algorithm"),
     "controller_batch_size": ("controller", "batch_size"),
+    "morphism_mode": ("morphism", "mode"),
+    "morphism_max_ops": ("morphism", "max_ops"),
+    "max_params": ("morphism", "max_params"),
+    "max_layers": ("morphism", "max_layers"),
 }
 
 _EVOLUTION, _CONTROLLER = STRATEGIES["evolution"], STRATEGIES["controller"]
+_MORPHISM = STRATEGIES["morphism"]
 
 
 def _default(cls: type, argument: str) -> Any:
@@ -157,7 +162,8 @@ flags.DEFINE_enum(
     "random",
     sorted(STRATEGIES),
     "Search strategy: random (uniform, no isomorphic repeats), evolution (regularized "
-    "evolution), controller (RL controller, REINFORCE or PPO).",
+    "evolution), controller (RL controller, REINFORCE or PPO), morphism (network "
+    "morphism: children grow trained networks and inherit their weights).",
 )
 flags.DEFINE_integer(
     "population_size",
@@ -183,6 +189,31 @@ flags.DEFINE_integer(
     None,
     "controller: architectures sampled per policy update. "
     f"Default: {_default(_CONTROLLER, 'batch_size')}.",
+    lower_bound=1,
+)
+flags.DEFINE_enum(
+    "morphism_mode",
+    None,
+    ["bayesian", "hill_climb"],
+    "morphism: bayesian (Auto-Keras: GP with an edit-distance kernel) or hill_climb "
+    f"(NASH). Default: {_default(_MORPHISM, 'mode')}.",
+)
+flags.DEFINE_integer(
+    "morphism_max_ops",
+    None,
+    f"morphism: most ops between parent and child. Default: {_default(_MORPHISM, 'max_ops')}.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "max_params",
+    None,
+    "morphism: no network with more parameters. Default: no limit.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "max_layers",
+    None,
+    "morphism: no network with more convolution and dense layers. Default: no limit.",
     lower_bound=1,
 )
 # -- Search -----------------------------------------------------------------

@@ -134,6 +134,7 @@ BAD = [
     (["--space=resnet"], "flag --space=resnet: value should be one of"),
     (["--num_blocks=2", "--space=macro"], "--num_blocks does not apply to --space=macro"),
     (["--population_size=4"], "--population_size applies to --strategy=evolution only"),
+    (["--morphism_mode=hill_climb"], "--morphism_mode applies to --strategy=morphism only"),
     (
         ["--strategy=evolution", "--population_size=4", "--sample_size=6"],
         "sample_size must lie in [1, population_size=4]",
