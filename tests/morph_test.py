@@ -7,6 +7,7 @@ import pytest
 import kerasnas as kn
 from kerasnas import morph
 from kerasnas.spaces.chain import ChainSpace
+from tests import tiny
 
 TOLERANCE = 1e-4
 X = np.random.default_rng(123).normal(size=(6, 8, 8, 1)).astype("float32")
@@ -172,6 +173,26 @@ def test_deepen_adds_an_identity_layer():
     grown = morph.apply(cell, [f"deepen:{sep}"])
     assert "deep0_bn" in [layer.name for layer in grown.layers]
     assert "deep0_relu" not in [layer.name for layer in grown.layers]
+
+
+def test_deepen_is_close_to_an_identity_in_training_mode_too():
+    # In training mode BatchNorm normalises with the batch's statistics; the new
+    # BatchNorm starts from the parent's estimated statistics of its input, so
+    # the deepened block stays close to an identity there as well.
+    parent = chain_model()
+    (x, _), _ = tiny.digits(64, 1)
+    child = morph.apply(parent, ["deepen:conv_1"])
+    bn = child.get_layer("deep0_bn")
+    gamma, beta, mean, var = bn.get_weights()
+    np.testing.assert_allclose(gamma, np.sqrt(var + bn.epsilon), rtol=1e-6)
+    np.testing.assert_allclose(beta, mean)
+    assert np.all(mean > 0)  # A ReLU's output has a positive mean.
+    # (Calls in training mode update the moving statistics: compare after the checks.)
+    before = keras.Model(parent.inputs[0], parent.get_layer("relu_1").output)(x, training=True)
+    after = keras.Model(child.inputs[0], child.get_layer("deep0_relu").output)(x, training=True)
+    before, after = np.asarray(before), np.asarray(after)
+    relative = np.abs(after - before).mean() / np.abs(before).mean()
+    assert relative < 0.3, relative
 
 
 def test_noise_breaks_symmetry_and_keeps_function():

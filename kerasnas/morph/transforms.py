@@ -130,10 +130,16 @@ def deepen(graph: Graph, target: str, kernel_size: int = 3) -> None:
 
     The convolution has a Dirac kernel (1 at the centre tap from channel c to
     channel c, 0 elsewhere) and "same" padding, so it copies its input. The
-    BatchNorm has gamma 1, beta 0, moving mean 0 and moving variance
-    `1 - epsilon`, so at inference it computes `(x - 0) / sqrt(1 - eps + eps) = x`.
-    A ReLU follows only when the block ends in a ReLU: its input is then
-    non-negative and ReLU leaves it unchanged.
+    BatchNorm has moving mean m, moving variance v, gamma `sqrt(v + eps)` and
+    beta m, so at inference it computes
+    `(x - m) / sqrt(v + eps) * sqrt(v + eps) + m = x`. m and v estimate the
+    per-channel mean and variance of the block's output from the parent's
+    last BatchNorm (its output is about N(beta, gamma^2); through a ReLU, a
+    rectified normal), so that in training mode, where BatchNorm normalises
+    with the batch's statistics, the block is still close to an identity.
+    Without such a BatchNorm, m = 0 and v = 1 - eps. A ReLU follows only when
+    the block ends in a ReLU: its input is then non-negative and ReLU leaves
+    it unchanged.
     """
     node = graph[target]
     if node.layer_cls not in CONVS and not is_relu(node):
@@ -161,7 +167,8 @@ def deepen(graph: Graph, target: str, kernel_size: int = 3) -> None:
         dtype,
     )
     bn_layer = L.BatchNormalization(momentum=space_ops.BN_MOMENTUM, name=f"{prefix}_bn")
-    bn = new_node(bn_layer, [conv.name], shape, _identity_bn(c, bn_layer.epsilon), dtype)
+    mean, var = _block_statistics(graph, end, c, bn_layer.epsilon)
+    bn = new_node(bn_layer, [conv.name], shape, _identity_bn(mean, var, bn_layer.epsilon), dtype)
     new = [conv, bn]
     if is_relu(graph[end]):
         new.append(new_node(L.ReLU(name=f"{prefix}_relu"), [bn.name], shape, None, dtype))
@@ -170,13 +177,36 @@ def deepen(graph: Graph, target: str, kernel_size: int = 3) -> None:
     graph.rewire(end, new[-1].name, consumers[end], outputs=True)
 
 
-def _identity_bn(c: int, epsilon: float) -> dict[str, np.ndarray]:
+def _identity_bn(mean: np.ndarray, var: np.ndarray, epsilon: float) -> dict[str, np.ndarray]:
+    """BatchNorm weights that compute the identity at inference."""
     return {
-        "gamma": np.ones(c, np.float32),
-        "beta": np.zeros(c, np.float32),
-        "moving_mean": np.zeros(c, np.float32),
-        "moving_variance": np.full(c, 1.0 - epsilon, np.float32),
+        "gamma": np.sqrt(var + epsilon).astype(np.float32),
+        "beta": mean.astype(np.float32),
+        "moving_mean": mean.astype(np.float32),
+        "moving_variance": var.astype(np.float32),
     }
+
+
+def _block_statistics(
+    graph: Graph, end: str, c: int, epsilon: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated per-channel mean and variance of a block's output `end`."""
+    node = graph[end]
+    relu = is_relu(node)
+    bn = graph[node.inputs[0]] if relu else node
+    if bn.layer_cls is not L.BatchNormalization or "gamma" not in bn.weights:
+        return np.zeros(c), np.full(c, 1.0 - epsilon)
+    beta = bn.weights.get("beta", np.zeros(c)).astype(np.float64)
+    scale = np.maximum(np.abs(bn.weights["gamma"].astype(np.float64)), 1e-3)
+    if not relu:
+        return beta, np.maximum(scale**2, 1e-4)
+    # Moments of max(0, y) for y ~ N(beta, scale^2).
+    a = beta / scale
+    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(a / math.sqrt(2.0)))
+    pdf = np.exp(-0.5 * a**2) / math.sqrt(2.0 * math.pi)
+    mean = beta * cdf + scale * pdf
+    second = (beta**2 + scale**2) * cdf + beta * scale * pdf
+    return mean, np.maximum(second - mean**2, 1e-4)
 
 
 # -- widen ------------------------------------------------------------------------
