@@ -96,9 +96,10 @@ def test_sigkill_mid_trial_then_resume(tmp_path, script):
     assert "resuming with 2 completed" in done.stdout
 
 
-def test_chief_and_two_workers_finish_8_trials(tmp_path, script):
+@pytest.mark.parametrize("strategy", ["random", "morphism"])
+def test_chief_and_two_workers_finish_8_trials(tmp_path, script, strategy):
     status = distributed.launch(
-        [sys.executable, script, str(tmp_path), "parallel", "8", "1", "random"],
+        [sys.executable, script, str(tmp_path), "parallel", "8", "1", strategy],
         num_workers=2,
         env={"TF_CPP_MIN_LOG_LEVEL": "3"},
         log_dir=tmp_path / "logs",
@@ -119,6 +120,13 @@ def test_chief_and_two_workers_finish_8_trials(tmp_path, script):
     assert all("[kerasnas] trial" in logs[name] for name in ("worker0.log", "worker1.log"))
     numbers = sorted(int(line.split()[2].split("/")[0]) for line in lines)
     assert numbers == list(range(1, 9))
+    if strategy == "morphism":  # Children of finished trials inherited their weights.
+        children = [v for _, v in trials.values() if v["morph/parent"]]
+        assert children
+        for trial_id, (_, values) in trials.items():
+            if values["morph/parent"]:
+                with open(tmp_path / "parallel" / f"trial_{trial_id}" / "morph.json") as f:
+                    assert json.load(f)["inherited"] is True
 
 
 def test_a_killed_workers_trial_is_retried_elsewhere(tmp_path, script):
