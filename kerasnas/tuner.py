@@ -139,6 +139,10 @@ class NasTuner(keras_tuner.Tuner):
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
                 parent.load_weights(checkpoint)
             child = morph.apply(parent, list(found.new_ops), seed=seed, noise=found.noise)
+            if getattr(child, "optimizer", None) is not None and found.lr_scale != 1.0:
+                config = child.get_compile_config()
+                config["optimizer"] = _scaled_learning_rate(child.optimizer, found.lr_scale)
+                child.compile_from_config(config)
             self._inheritance = {**record, "inherited": True, "reason": None}
             return child
         reason = (
@@ -317,6 +321,26 @@ class NasTuner(keras_tuner.Tuner):
             f"{head} {objective.name}={trial.score:.4f} best={best_score:.4f} "
             f"params={int(params):,} time={seconds:.1f}s elapsed={elapsed:.1f}s"
         )
+
+
+def _scaled_learning_rate(optimizer: keras.optimizers.Optimizer, scale: float) -> dict:
+    """The config of an optimizer like `optimizer` with `scale` times its learning rate.
+
+    A learning-rate schedule is scaled through its config (its initial rate,
+    warm-up target or piecewise values).
+    """
+    config = keras.optimizers.serialize(optimizer)
+    rate = config["config"]["learning_rate"]
+    if isinstance(rate, dict):
+        inner = rate["config"]
+        for key in ("initial_learning_rate", "warmup_target"):
+            if inner.get(key) is not None:
+                inner[key] = float(inner[key]) * scale
+        if "values" in inner:
+            inner["values"] = [float(v) * scale for v in inner["values"]]
+    else:
+        config["config"]["learning_rate"] = float(rate) * scale
+    return config
 
 
 def _latency_ms(model: keras.Model, repeats: int = 20) -> float:

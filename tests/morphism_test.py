@@ -13,6 +13,7 @@ from keras_tuner.src.engine import trial as trial_module
 import kerasnas as kn
 from kerasnas.morph import descriptor, lineage
 from kerasnas.morph import graph as graph_module
+from kerasnas.tuner import _scaled_learning_rate
 from tests import tiny
 
 # Outputs of every trial's model at the start of its training, by trial number.
@@ -212,3 +213,20 @@ def test_resume_keeps_descriptors_and_a_missing_checkpoint_trains_from_scratch(t
     assert records[3]["morph"]["inherited"] is False
     saved = json.loads(open(os.path.join(resumed.project_dir, "trial_3", "morph.json")).read())
     assert saved["inherited"] is False and "missing" in saved["reason"]
+
+
+def test_inheriting_children_train_at_a_scaled_learning_rate(tmp_path):
+    search = run(tmp_path, 3, learning_rate_scale=0.25)
+    child = search.oracle.trials["2"]
+    assert lineage.of(child.hyperparameters.values).lr_scale == 0.25
+    tuner = search._get_tuner()
+    tuner._training = child  # Build the model as the trial's training did.
+    try:
+        model = tuner._try_build(child.hyperparameters)
+    finally:
+        tuner._training = None
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.25)
+    schedule = keras.optimizers.schedules.CosineDecay(0.1, 100, warmup_target=0.2, warmup_steps=5)
+    scaled = _scaled_learning_rate(keras.optimizers.SGD(schedule), 0.5)["config"]["learning_rate"]
+    assert scaled["config"]["initial_learning_rate"] == pytest.approx(0.05)
+    assert scaled["config"]["warmup_target"] == pytest.approx(0.1)

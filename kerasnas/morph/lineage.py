@@ -11,7 +11,10 @@ trial's network, as plain values that cross keras-tuner's chief/worker gRPC:
   inherits (`""` for a root);
 * `morph/parent_ops`: how many of the ops the parent already had (the child
   applies the rest to the parent's trained model);
-* `morph/noise`: Net2Net symmetry-breaking noise of the new ops.
+* `morph/noise`: Net2Net symmetry-breaking noise of the new ops;
+* `morph/lr_scale`: the child trains at its parent's learning rate times
+  this (fine-tuning inherited weights wants a smaller rate than training
+  from scratch).
 
 The model of a trial is `apply(space.build(root), ops)`: op strings name
 layers, and the spaces name every layer deterministically, so rebuilding a
@@ -34,7 +37,8 @@ OPS = "morph/ops"
 PARENT = "morph/parent"
 PARENT_OPS = "morph/parent_ops"
 NOISE = "morph/noise"
-KEYS = (OPS, PARENT, PARENT_OPS, NOISE)
+LR_SCALE = "morph/lr_scale"
+KEYS = (OPS, PARENT, PARENT_OPS, NOISE, LR_SCALE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +50,15 @@ class Lineage:
         parent: The trial whose weights the child inherits ("" for none).
         parent_ops: How many of `ops` the parent has.
         noise: Net2Net noise of the child's new ops.
+        lr_scale: Factor of the parent's learning rate the child trains at
+            when it inherits.
     """
 
     ops: tuple[str, ...] = ()
     parent: str = ""
     parent_ops: int = 0
     noise: float = 0.0
+    lr_scale: float = 1.0
 
     @property
     def new_ops(self) -> tuple[str, ...]:
@@ -65,6 +72,7 @@ class Lineage:
             PARENT: self.parent,
             PARENT_OPS: int(self.parent_ops),
             NOISE: float(self.noise),
+            LR_SCALE: float(self.lr_scale),
         }
 
 
@@ -86,7 +94,11 @@ def of(values: Mapping[str, Any]) -> Lineage | None:
             f"The trial value {PARENT_OPS}={parent_ops} must lie in [0, {len(ops)}]."
         )
     return Lineage(
-        tuple(ops), str(values.get(PARENT, "")), parent_ops, float(values.get(NOISE, 0.0))
+        tuple(ops),
+        str(values.get(PARENT, "")),
+        parent_ops,
+        float(values.get(NOISE, 0.0)),
+        float(values.get(LR_SCALE, 1.0)),
     )
 
 

@@ -79,6 +79,10 @@ class MorphismOracle(NasOracle):
         noise: Net2Net noise added to copied units' weights in children, so
             that they can learn different features (the function is still
             preserved). Defaults to 0.05.
+        learning_rate_scale: A child that inherits trains at its parent's
+            learning rate times this: fine-tuning a trained network with a
+            fresh optimizer at the from-scratch rate throws much of what it
+            learnt away (as Net2Net notes). Defaults to 0.1.
         **kwargs: `NasOracle` arguments: `objective`, `max_trials`, `seed`, ...
     """
 
@@ -97,6 +101,7 @@ class MorphismOracle(NasOracle):
         temperature: float = 1.0,
         cooling: float = 0.85,
         noise: float = 0.05,
+        learning_rate_scale: float = 0.1,
         **kwargs: Any,
     ):
         if mode not in MODES:
@@ -121,6 +126,10 @@ class MorphismOracle(NasOracle):
             )
         if beta < 0 or noise < 0:
             raise ValueError(f"beta and noise must be >= 0. Received: {beta}, {noise}.")
+        if not learning_rate_scale > 0:
+            raise ValueError(
+                f"learning_rate_scale must be > 0. Received: {learning_rate_scale}."
+            )
         if temperature <= 0 or not 0 < cooling < 1:
             raise ValueError(
                 "temperature must be > 0 and cooling in (0, 1). "
@@ -139,6 +148,7 @@ class MorphismOracle(NasOracle):
         self.temperature = float(temperature)
         self.cooling = float(cooling)
         self.noise = float(noise)
+        self.learning_rate_scale = float(learning_rate_scale)
         self._descriptors: dict[str, Descriptor] = {}
         self._distances: dict[tuple[str, str], float] = {}
         self._graphs: OrderedDict[str, graph_module.Graph] = OrderedDict()
@@ -173,6 +183,7 @@ class MorphismOracle(NasOracle):
                 parent=parent.trial_id,
                 parent_ops=len(parent_lineage.ops),
                 noise=self.noise,
+                lr_scale=self.learning_rate_scale,
             ).values(),
         }
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
