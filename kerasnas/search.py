@@ -48,9 +48,10 @@ class Search:
     Args:
         space: A `kerasnas.spaces.SearchSpace`. Its `input_shape` and
             `num_classes` may be left out: `fit` takes them from the data.
-        strategy: A strategy name (one of `kerasnas.oracles.STRATEGIES`:
-            `"random"`) or an oracle instance built on the same space.
-            Defaults to `"random"`.
+        strategy: A strategy name (one of `kerasnas.oracles.STRATEGIES`,
+            e.g. `"random"`, `"evolution"`, `"controller"`, `"morphism"`) or
+            an oracle instance built on the same space. Defaults to
+            `"random"`.
         objective: The metric to optimise, e.g. `"val_accuracy"` (maximised)
             or `"val_loss"` (minimised), or a `keras_tuner.Objective`.
             Defaults to `"val_accuracy"`, or the oracle's objective.
