@@ -48,15 +48,18 @@ def search(strategy, directory, data, args, **kwargs) -> tuple[kn.Search, float]
     return s, time.perf_counter() - start
 
 
-def from_scratch(model: keras.Model, data, args, seed: int) -> float:
-    """Best validation accuracy of `model`'s network trained from fresh weights."""
+def from_scratch(space, values, data, args, seed: int) -> float:
+    """Best validation accuracy of a trial's network trained from fresh weights."""
     (x, y), (xv, yv) = data
     keras.utils.set_random_seed(seed)
+    model = kn.morph.lineage.build(space, values)  # Compiled like the space's models.
     fresh = keras.models.clone_model(model)  # New layers from configs: fresh initial weights.
     fresh.compile_from_config(model.get_compile_config())
     history = fresh.fit(
         x, y, validation_data=(xv, yv), epochs=args.epochs, batch_size=64, verbose=0
     )
+    curve = ", ".join(f"{v:.3f}" for v in history.history["val_accuracy"])
+    print(f"  from scratch: val_accuracy per epoch {curve}", flush=True)
     return float(max(history.history["val_accuracy"]))
 
 
@@ -84,12 +87,11 @@ def main() -> None:
         records = morph.results()
         children = [r for r in records if r["morph"] and r["morph"]["inherited"]]
         children = children[-args.children :]
-        tuner = morph._get_tuner()
         inherited, scratch = [], []
         for record in children:
-            trial = morph.oracle.trials[record["trial_id"]]
-            model = tuner.load_model(trial)
-            acc = from_scratch(model, data, args, seed=args.seed + int(record["trial_id"]))
+            values = morph.oracle.trials[record["trial_id"]].hyperparameters.values
+            seed = args.seed + int(record["trial_id"])
+            acc = from_scratch(morph.space, values, data, args, seed)
             inherited.append(record["score"])
             scratch.append(acc)
             print(

@@ -134,15 +134,18 @@ class NasTuner(keras_tuner.Tuner):
         checkpoint = self._get_checkpoint_fname(found.parent) if found.parent else None
         record = {"parent": found.parent, "ops": list(found.ops), "new_ops": list(found.new_ops)}
         if checkpoint is not None and os.path.exists(checkpoint):
-            parent = morph.apply(root, list(found.ops[: found.parent_ops]))
+            # Uncompiled: the checkpoint's optimizer state (its learning rate included)
+            # must not reach the child, which is compiled like the root.
+            parent = morph.apply(root, list(found.ops[: found.parent_ops]), compile=False)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
                 parent.load_weights(checkpoint)
-            child = morph.apply(parent, list(found.new_ops), seed=seed, noise=found.noise)
-            if getattr(child, "optimizer", None) is not None and found.lr_scale != 1.0:
-                config = child.get_compile_config()
-                config["optimizer"] = _scaled_learning_rate(child.optimizer, found.lr_scale)
-                child.compile_from_config(config)
+            child = morph.apply(
+                parent, list(found.new_ops), seed=seed, noise=found.noise, compile=False
+            )
+            config = root.get_compile_config()
+            config["optimizer"] = _scaled_learning_rate(root.optimizer, found.lr_scale)
+            child.compile_from_config(config)
             self._inheritance = {**record, "inherited": True, "reason": None}
             return child
         reason = (

@@ -216,16 +216,23 @@ def test_resume_keeps_descriptors_and_a_missing_checkpoint_trains_from_scratch(t
 
 
 def test_inheriting_children_train_at_a_scaled_learning_rate(tmp_path):
-    search = run(tmp_path, 3, learning_rate_scale=0.25)
-    child = search.oracle.trials["2"]
-    assert lineage.of(child.hyperparameters.values).lr_scale == 0.25
+    search = run(tmp_path, 5, learning_rate_scale=0.25)
     tuner = search._get_tuner()
-    tuner._training = child  # Build the model as the trial's training did.
-    try:
-        model = tuner._try_build(child.hyperparameters)
-    finally:
-        tuner._training = None
-    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.25)
+    grandchildren = 0
+    for trial_id in ("2", "3", "4"):
+        child = search.oracle.trials[trial_id]
+        found = lineage.of(child.hyperparameters.values)
+        assert found.lr_scale == 0.25
+        grandchildren += found.parent not in ("0", "1")
+        tuner._training = child  # Build the model as the trial's training did.
+        try:
+            model = tuner._try_build(child.hyperparameters)
+        finally:
+            tuner._training = None
+        # The root's rate times the scale, however many generations back (the
+        # parent's checkpoint holds its own, already scaled, rate).
+        assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.25)
+    assert grandchildren
     schedule = keras.optimizers.schedules.CosineDecay(0.1, 100, warmup_target=0.2, warmup_steps=5)
     scaled = _scaled_learning_rate(keras.optimizers.SGD(schedule), 0.5)["config"]["learning_rate"]
     assert scaled["config"]["initial_learning_rate"] == pytest.approx(0.05)
