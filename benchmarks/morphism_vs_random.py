@@ -96,7 +96,7 @@ def main() -> None:
             scratch.append(acc)
             print(
                 f"child trial {record['trial_id']} (parent {record['morph']['parent']}, "
-                f"+{len(record['morph']['ops'])} ops, params={record['params']:,}): "
+                f"{len(record['morph']['ops'])} ops from its root, params={record['params']:,}): "
                 f"inherited={record['score']:.4f} scratch={acc:.4f}",
                 flush=True,
             )
