@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 
 def write_json(path: str, obj: Any, indent: int | None = None) -> None:
-    """Writes JSON through a temporary file and a rename, so no half file is left."""
+    """Writes JSON through a temporary file and a rename, so no half file is left.
+
+    The temporary file is unique to the process and thread, so processes that
+    write the same file (e.g. the replicas of a multi-worker trial) do not
+    collide; the last rename wins.
+    """
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=indent, sort_keys=True)
         f.flush()

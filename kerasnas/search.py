@@ -61,7 +61,9 @@ class Search:
         overwrite: Whether to delete an existing project of that name instead
             of resuming it. Defaults to False.
         distribution_strategy: A `tf.distribute.Strategy` under which each
-            trial's model is built and trained.
+            trial's model is built and trained (e.g. `MirroredStrategy`). A
+            `MultiWorkerMirroredStrategy` spanning several workers is refused:
+            Keras 3 cannot train with it (keras-team/keras#20585).
         seed: Integer seed for the strategy and each trial's initial weights.
         max_model_size: Trials whose model has more parameters fail at once.
         mixed_precision: Train in `mixed_float16` (for GPUs). Defaults to False.
@@ -130,6 +132,7 @@ class Search:
         self.directory = os.fspath(directory)
         self.project_name = project_name
         self.overwrite = overwrite
+        _check_distribution_strategy(distribution_strategy)
         self.distribution_strategy = distribution_strategy
         self.seed = seed
         self.max_model_size = max_model_size
@@ -543,6 +546,21 @@ def _adopt_oracle(oracle, space, objective, max_trials) -> keras_tuner.Oracle:
             f"{oracle.max_trials}; set it on the oracle only."
         )
     return oracle
+
+
+def _check_distribution_strategy(strategy: Any) -> None:
+    """Refuses strategies that Keras 3 cannot train with."""
+    extended = getattr(strategy, "extended", None)
+    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
+    if in_multi_worker_mode is not None and in_multi_worker_mode():
+        raise ValueError(
+            "Keras 3 cannot train a model under a MultiWorkerMirroredStrategy that spans "
+            "several workers: model.fit fails on the strategy's per-replica values "
+            "(keras-team/keras#20585; checked with TensorFlow 2.21 and Keras 3.15). Use "
+            "MirroredStrategy on each machine for data parallelism within a trial, and "
+            "keras-tuner's chief/worker mode (kerasnas.distributed, --role) to run trials "
+            "on several machines."
+        )
 
 
 def _is_worker() -> bool:

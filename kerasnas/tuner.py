@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import threading
@@ -16,7 +17,7 @@ from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.engine.tuner import maybe_distribute
 
-from kerasnas import morph
+from kerasnas import _memory, morph
 from kerasnas._io import read_json, write_json
 from kerasnas.morph import lineage
 from kerasnas.objectives import objective_inputs
@@ -97,6 +98,8 @@ class NasTuner(keras_tuner.Tuner):
         # The trial being trained, and whether its network inherited its parent's weights.
         self._training: trial_module.Trial | None = None
         self._inheritance: dict[str, Any] | None = None
+        # Custom-gradient registrations that predate the current trial (see `kerasnas._memory`).
+        self._gradients_before: frozenset[str] = frozenset()
 
     def _populate_initial_space(self) -> None:
         # The space declares its decisions; no model needs to be built for it.
@@ -177,7 +180,8 @@ class NasTuner(keras_tuner.Tuner):
     def save(self) -> None:
         if not self._is_worker():
             self.oracle.save()
-        write_json(self._get_tuner_fname(), self.get_state())
+        if getattr(self.oracle, "should_report", True):  # Not a non-chief replica.
+            write_json(self._get_tuner_fname(), self.get_state())
 
     def reload(self) -> None:
         if not self._is_worker():
@@ -300,10 +304,27 @@ class NasTuner(keras_tuner.Tuner):
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return super().load_model(trial)
 
+    def on_trial_begin(self, trial: trial_module.Trial) -> None:
+        super().on_trial_begin(trial)
+        self._gradients_before = _memory.custom_gradient_names()
+
     def on_trial_end(self, trial: trial_module.Trial) -> None:
         super().on_trial_end(trial)
+        self._release_trial_graphs()
         if self.progress:
             print(self._progress_line(self.oracle.get_trial(trial.trial_id)), flush=True)
+
+    def _release_trial_graphs(self) -> None:
+        """Frees the trial's traced training graphs, which TensorFlow would keep.
+
+        Unregisters the gradient functions that tracing the trial's training
+        step left in TensorFlow's global registry (their closures hold the
+        graphs and the model; see `kerasnas._memory`), then collects them.
+        Without this, resident memory grows with every trial of a search.
+        """
+        if _memory.forget_custom_gradients(self._gradients_before):
+            gc.collect()
+        self._gradients_before = frozenset()
 
     def _progress_line(self, trial: trial_module.Trial) -> str:
         objective = self.oracle.objective

@@ -1,5 +1,6 @@
 """Trials under tf.distribute strategies, mixed precision and XLA."""
 
+import json
 import os
 import subprocess
 import sys
@@ -99,3 +100,40 @@ def test_role_environment(role):
     assert env["KERASTUNER_TUNER_ID"] == ("chief" if role == "chief" else "tuner3")
     with pytest.raises(ValueError, match="role must be"):
         kn.distributed.role_env("boss", "127.0.0.1", 1)
+
+
+
+MULTI_WORKER = textwrap.dedent(
+    """
+    import tensorflow as tf
+    import kerasnas as kn
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # A cluster of 2 (TF_CONFIG).
+    try:
+        kn.Search(kn.spaces.ChainSpace(), distribution_strategy=strategy)
+    except ValueError as e:
+        print("REFUSED", e)
+    """
+)
+
+
+def test_a_multi_worker_strategy_is_refused_with_the_reason():
+    workers = [f"127.0.0.1:{kn.distributed.free_port()}" for _ in range(2)]
+    runs = []
+    for index in range(2):  # The strategy waits for its whole cluster.
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        runs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", MULTI_WORKER],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
+                     "TF_CONFIG": json.dumps(config)},  # fmt: skip
+            )
+        )
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert "REFUSED Keras 3 cannot train a model under a MultiWorkerMirroredStrategy" in (
+            out
+        ), err[-3000:]
+        assert "keras-team/keras#20585" in out and "chief/worker" in out
