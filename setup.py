@@ -35,7 +35,8 @@ setup(
         "pydot>=1.4",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.4"],
+        # nbclient runs the example notebooks (tests/notebooks_test.py) on an ipykernel.
+        "test": ["pytest>=7", "ruff>=0.4", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6"],
         "docs": ["mkdocs>=1.5", "mkdocstrings[python]>=0.24"],
     },
     entry_points={"console_scripts": ["kerasnas=kerasnas.cli:run"]},
