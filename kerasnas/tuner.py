@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import math
 import os
@@ -172,6 +173,23 @@ class NasTuner(keras_tuner.Tuner):
         self._params = int(model.count_params())
         self._model = model if self._needs(LATENCY) else None
         return model
+
+    def _configure_tensorboard_dir(
+        self, callbacks: list, trial: trial_module.Trial, execution: int = 0
+    ) -> None:
+        # keras-tuner gives TensorBoard's HParams the declared hyperparameters only. A
+        # morphism child's lineage (morph/*) is in its values but not declared, and without
+        # it the child would look like its root in the HParams dashboard.
+        hp = trial.hyperparameters
+        declared = {h.name for h in hp.space}
+        undeclared = {k: v for k, v in hp.values.items() if k not in declared}
+        if undeclared:
+            hp = hp.copy()
+            for name, value in undeclared.items():
+                hp.Fixed(name, value)
+            trial = copy.copy(trial)
+            trial.hyperparameters = hp
+        super()._configure_tensorboard_dir(callbacks, trial, execution)
 
     def _needs(self, metric: str) -> bool:
         objective = self.oracle.objective

@@ -1,0 +1,91 @@
+"""keras-tuner's TensorBoard logging with kerasnas trials: scalars and HParams per trial.
+
+`search.fit(..., callbacks=[keras.callbacks.TensorBoard(log_dir)])`: keras-tuner gives each
+trial its own `log_dir/<trial_id>/execution0` and adds TensorBoard's HParams callback with the
+trial's values (kerasnas decision names such as `normal/block_0/op_a`). The event files are
+read back the way TensorBoard reads them.
+"""
+
+import os
+
+import keras
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+import kerasnas as kn
+from kerasnas.morph import lineage
+from tests import tiny
+
+
+def _hparams(run_dir):
+    """`(hparam values, session status)` written by the HParams callback in `run_dir`."""
+    acc = event_accumulator.EventAccumulator(run_dir)
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    end = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_end_info"]
+    ).session_end_info
+    values = {}
+    for name, value in start.hparams.items():
+        kind = value.WhichOneof("kind")
+        values[name] = getattr(value, kind)
+    return values, start.group_name, end.status
+
+
+def _scalars(run_dir):
+    acc = event_accumulator.EventAccumulator(run_dir)
+    acc.Reload()
+    return set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
+
+
+def _run(tmp_path, **kwargs):
+    (x, y), (xv, yv) = tiny.digits(200, 60)
+    logs = str(tmp_path / "logs")
+    search = kn.Search(
+        tiny.space(),
+        max_trials=2,
+        directory=str(tmp_path),
+        project_name="tb",
+        seed=0,
+        verbose=0,
+        **kwargs,
+    )
+    search.fit(
+        x,
+        y,
+        validation_data=(xv, yv),
+        epochs=1,
+        callbacks=[keras.callbacks.TensorBoard(logs)],
+    )
+    return search, logs
+
+
+def test_tensorboard_logs_hparams_of_kerasnas_trials(tmp_path):
+    search, logs = _run(tmp_path, strategy="random")
+    assert sorted(os.listdir(logs)) == ["0", "1"]
+    for trial in search.oracle.trials.values():
+        run = os.path.join(logs, trial.trial_id, "execution0")
+        values, group, status = _hparams(run)
+        expected = trial.hyperparameters.values
+        assert "normal/block_0/op_a" in values and "reduction/block_1/input_b" in values
+        assert values == {k: (float(v) if isinstance(v, int) else v) for k, v in expected.items()}
+        assert group == trial.trial_id
+        assert status == 1  # STATUS_SUCCESS
+        assert "epoch_loss" in _scalars(os.path.join(run, "train"))
+        assert "epoch_accuracy" in _scalars(os.path.join(run, "validation"))
+
+
+def test_tensorboard_hparams_carry_a_morphism_childs_lineage(tmp_path):
+    search, logs = _run(tmp_path, strategy="morphism", initial_trials=1)
+    child = search.oracle.trials["1"]
+    assert lineage.grown(child.hyperparameters.values)
+    values, _, _ = _hparams(os.path.join(logs, "1", "execution0"))
+    # The lineage is not a declared hyperparameter; without it the child looked like its root.
+    for key in lineage.KEYS:
+        expected = child.hyperparameters.values[key]
+        assert values[key] == (float(expected) if isinstance(expected, int) else expected)
+    root, _, _ = _hparams(os.path.join(logs, "0", "execution0"))
+    assert root[lineage.OPS] == "[]" and values[lineage.OPS] != "[]"
