@@ -16,7 +16,7 @@ RL controller on the same seeds, and writes:
   search of a small NASNet space on the embedded digits, with real training (no table
   covers that space).
 
-Prints the harness's line per strategy. About 3 minutes for `macro` and 2 for `nasnet` on
+Prints the harness's line per strategy. About 3 minutes for each part on
 2 CPU cores.
 """
 
