@@ -1,7 +1,7 @@
-"""Draws the benchmark figures of the docs (docs/img/*.png) from the NAS-Bench-Macro table.
+"""Draws the figures of the docs (docs/img/*.png): strategy comparisons and space searches.
 
-Usage: python benchmarks/docs_figures.py [--parts=macro,nasnet] [--seeds=30] [--budget=100]
-                                         [--out=docs/img]
+Usage: python benchmarks/docs_figures.py [--parts=macro,nasnet,nasbench201,nasbench101,morphism]
+                                         [--seeds=30] [--budget=100] [--out=docs/img]
 
 Runs the strategy-comparison harness (`kerasnas.benchmarks.compare`, as
 `python -m kerasnas.benchmarks` does) for random search, regularized evolution and the
@@ -12,9 +12,11 @@ RL controller on the same seeds, and writes:
   random search, for its strategy page;
 - `macro_accuracies.png`: the distribution of mean test accuracy over the whole table,
   for the space's page;
-- `nasnet_digits_history.png`, `nasnet_digits_pareto.png` (part `nasnet`): a 16-trial random
-  search of a small NASNet space on the embedded digits, with real training (no table
-  covers that space).
+- `<part>_digits_history.png`, `<part>_digits_pareto.png` (parts `nasnet`,
+  `nasbench201`, `nasbench101`, `morphism`): a random search of a small space of that kind
+  (for `morphism`: a network-morphism search of the `nasnet` part's space) on the embedded
+  digits, 16 or 12 trials of 3 epochs, with real training: no table here covers those
+  spaces, and morphism children are networks no table holds.
 
 Prints the harness's line per strategy. About 3 minutes for each part on
 2 CPU cores.
@@ -41,7 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="macro,nasnet")
+    parser.add_argument("--parts", default=",".join(["macro", *REAL]))
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "img"))
@@ -50,8 +52,9 @@ def main() -> None:
     parts = args.parts.split(",")
     if "macro" in parts:
         macro(args)
-    if "nasnet" in parts:
-        nasnet(args.out)
+    for name in REAL:
+        if name in parts:
+            real_search(name, args.out)
     print(f"figures written to {args.out}")
 
 
@@ -95,18 +98,55 @@ def macro(args: argparse.Namespace) -> None:
     plt.close(fig)
 
 
-def nasnet(out: str) -> None:
+#: Real-training figures: space name -> (a small space of that kind, trials).
+REAL = {
+    "nasnet": (
+        lambda: kn.spaces.NASNetSpace(num_blocks=3, num_cells=1, num_reductions=1, filters=16),
+        16,
+    ),
+    "nasbench201": (
+        lambda: kn.spaces.NASBench201Space(stem_filters=8, cells_per_stage=1, learning_rate=0.01),
+        12,
+    ),
+    "nasbench101": (
+        lambda: kn.spaces.NASBench101Space(
+            stem_filters=16, num_stacks=2, cells_per_stack=1, learning_rate=0.01
+        ),
+        12,
+    ),
+    # Morphism search on the same space as the `nasnet` random search.
+    "morphism": (
+        lambda: kn.spaces.NASNetSpace(num_blocks=3, num_cells=1, num_reductions=1, filters=16),
+        16,
+    ),
+}
+#: Strategy arguments of the real-training parts that are not random searches.
+STRATEGY = {"morphism": ("morphism", {"initial_trials": 3, "max_params": 200_000})}
+
+
+def real_search(name: str, out: str) -> None:
+    """A search with real training on digits: history and Pareto figures."""
     (x, y), (x_val, y_val), _ = kn.data.load("digits")
-    space = kn.spaces.NASNetSpace(num_blocks=3, num_cells=1, num_reductions=1, filters=16)
+    make_space, trials = REAL[name]
     with tempfile.TemporaryDirectory() as tmp:
+        strategy, kwargs = STRATEGY.get(name, ("random", {}))
         search = kn.Search(
-            space, strategy="random", max_trials=16, directory=tmp, seed=0, verbose=0
+            make_space(),
+            strategy=strategy,
+            max_trials=trials,
+            directory=tmp,
+            seed=0,
+            verbose=0,
+            **kwargs,
         )
         search.fit(x, y, validation_data=(x_val, y_val), epochs=3)
-        search.plot_history(os.path.join(out, "nasnet_digits_history.png"))
-        search.plot_pareto(os.path.join(out, "nasnet_digits_pareto.png"))
-        scores = [r["score"] for r in search.results() if r["score"] is not None]
-    print(f"nasnet random search on digits: best val_accuracy={max(scores):.4f} of {len(scores)}")
+        search.plot_history(os.path.join(out, f"{name}_digits_history.png"))
+        search.plot_pareto(os.path.join(out, f"{name}_digits_pareto.png"))
+        scores = sorted(r["score"] for r in search.results() if r["score"] is not None)
+    print(
+        f"{name} ({strategy}) search on digits: {len(scores)} trials, val_accuracy "
+        f"min={scores[0]:.4f} median={scores[len(scores) // 2]:.4f} best={scores[-1]:.4f}"
+    )
 
 
 if __name__ == "__main__":
