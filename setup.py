@@ -30,6 +30,8 @@ setup(
         "tensorboard>=2.16",
         # The embedded default dataset (8x8 digits) ships with scikit-learn.
         "scikit-learn>=1.0",
+        # The Hungarian matching of skip connections in morphism search's kernel.
+        "scipy>=1.7",
         # Architecture and search plots.
         "matplotlib>=3.5",
         "pydot>=1.4",

@@ -6,6 +6,7 @@ them with the tree.
 """
 
 import ast
+import importlib.util
 import pathlib
 import re
 
@@ -27,7 +28,7 @@ def test_build_lists_every_python_file():
     listed = {src for _, srcs in build_targets().values() for src in srcs}
     present = {
         str(p.relative_to(ROOT))
-        for folder in ("kerasnas", "tests", "examples", "benchmarks")
+        for folder in ("kerasnas", "tests", "examples", "benchmarks", "tools")
         for p in (ROOT / folder).rglob("*.py")
     }
     assert present - listed == set(), "files missing from BUILD"
@@ -41,3 +42,12 @@ def test_every_test_file_has_a_py_test_target():
         assert name in targets, f"no py_test target for {path.name}"
         assert targets[name][0] == "py_test"
         assert targets[name][1] == [f"tests/{path.name}"]
+
+
+def test_build_is_what_the_generator_writes():
+    spec = importlib.util.spec_from_file_location("gen_build", ROOT / "tools" / "gen_build.py")
+    gen_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_build)
+    assert (ROOT / "BUILD").read_text() == gen_build.render(), (
+        "BUILD is out of date: run python tools/gen_build.py"
+    )
