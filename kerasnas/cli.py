@@ -226,6 +226,13 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "max_trials", 10, "Most trials of the project, counting resumed ones.", lower_bound=1
 )
+flags.DEFINE_float(
+    "time_budget",
+    None,
+    "Wall-clock seconds the search may take (earlier runs' trials count); no trial starts "
+    "that would not fit. Default: no budget.",
+    lower_bound=1e-9,
+)
 flags.DEFINE_integer(
     "max_model_size",
     None,
@@ -512,6 +519,7 @@ def _search() -> int:
             FLAGS.strategy,
             objective=objective,
             max_trials=FLAGS.max_trials,
+            time_budget=FLAGS.time_budget,
             directory=FLAGS.directory,
             project_name=FLAGS.project_name,
             overwrite=FLAGS.overwrite,

@@ -25,7 +25,7 @@ from kerasnas.objectives import (
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
 from kerasnas.spaces.base import SearchSpace
-from kerasnas.tuner import INHERITED, PARAMS, TRAIN_TIME, NasTuner
+from kerasnas.tuner import INHERITED, PARAMS, TRAIN_TIME, NasTuner, check_time_budget
 
 METADATA = "kerasnas.json"
 
@@ -68,6 +68,13 @@ class Search:
         max_model_size: Trials whose model has more parameters fail at once.
         mixed_precision: Train in `mixed_float16` (for GPUs). Defaults to False.
         jit_compile: XLA-compile each model's training step. Defaults to False.
+        time_budget: Wall-clock seconds the search may take (a resumed
+            search counts its earlier trials' train time). No trial starts
+            when the time used plus the longest finished trial's time plus
+            `reserve` would exceed it; the progress line shows what is left.
+            Defaults to None (no budget; `max_trials` still applies).
+        reserve: Seconds of `time_budget` kept free, e.g. for training the
+            final model after the search. Defaults to 0.
         evaluator: Optional stand-in for training, e.g. a
             `kerasnas.benchmarks.TabularBenchmark` on the same space: trials
             then look their metrics up, and `fit()` needs no data.
@@ -91,6 +98,8 @@ class Search:
         max_model_size: int | None = None,
         mixed_precision: bool = False,
         jit_compile: bool = False,
+        time_budget: float | None = None,
+        reserve: float = 0.0,
         evaluator: Any = None,
         verbose: int = 1,
         **oracle_kwargs: Any,
@@ -138,6 +147,9 @@ class Search:
         self.max_model_size = max_model_size
         self.mixed_precision = mixed_precision
         self.jit_compile = jit_compile
+        check_time_budget(time_budget, reserve)
+        self.time_budget = time_budget
+        self.reserve = reserve
         if evaluator is not None and getattr(evaluator, "space", space) is not space:
             raise ValueError(
                 "The evaluator was built on another space object than the one given to "
@@ -315,6 +327,8 @@ class Search:
             evaluator=self.evaluator,
             mixed_precision=self.mixed_precision,
             jit_compile=self.jit_compile,
+            time_budget=self.time_budget,
+            reserve=self.reserve,
         )
         if stored is None and not worker:
             write_json(

@@ -58,6 +58,13 @@ class NasTuner(keras_tuner.Tuner):
         heartbeat: In chief/worker mode, seconds between a worker's
             heartbeats to the chief while it trains a trial. Defaults to
             `$KERASNAS_HEARTBEAT` or 15.
+        time_budget: Wall-clock seconds the search may take, counting the
+            train time of trials finished in earlier runs of the project. No
+            trial starts when the time used plus the longest finished
+            trial's time plus `reserve` would exceed it. Defaults to None
+            (no budget).
+        reserve: Seconds of the budget kept free, e.g. for a final training
+            after the search. Defaults to 0.
         evaluator: Optional stand-in for training, such as a
             `kerasnas.benchmarks.TabularBenchmark`: an object with
             `evaluate(values, rng) -> {metric: value}` (and optionally
@@ -78,8 +85,14 @@ class NasTuner(keras_tuner.Tuner):
         heartbeat: float | None = None,
         mixed_precision: bool = False,
         jit_compile: bool = False,
+        time_budget: float | None = None,
+        reserve: float = 0.0,
         **kwargs: Any,
     ):
+        check_time_budget(time_budget, reserve)
+        self.time_budget = time_budget
+        self.reserve = float(reserve)
+        self._time_before = 0.0  # Train time of the trials finished before this run.
         self.space = space
         self.mixed_precision = mixed_precision
         self.jit_compile = jit_compile
@@ -208,6 +221,7 @@ class NasTuner(keras_tuner.Tuner):
 
     def on_search_begin(self) -> None:
         self._search_start = time.perf_counter()
+        self._time_before = self._train_time_so_far()
         self.oracle.verbose = 0  # `search(verbose=...)` turned keras-tuner's display on.
 
     def _wait_when_idle(self) -> None:
@@ -222,18 +236,38 @@ class NasTuner(keras_tuner.Tuner):
 
         self.oracle.create_trial = create_trial_or_wait
 
+    def _train_time_so_far(self) -> float:
+        return sum(
+            t.metrics.get_last_value(TRAIN_TIME) or 0.0
+            for t in self.oracle.trials.values()
+            if t.metrics.exists(TRAIN_TIME)
+        )
+
+    def time_used(self) -> float:
+        """Seconds of the time budget used: this run's wall time plus earlier runs' trials."""
+        return self._time_before + (time.perf_counter() - self._search_start)
+
     def pre_create_trial(self) -> None:
+        if self._is_worker():
+            return
         max_time = getattr(self.evaluator, "max_time", None)
-        if max_time is not None and not self._is_worker():
-            used = sum(
-                t.metrics.get_last_value(TRAIN_TIME) or 0.0
-                for t in self.oracle.trials.values()
-                if t.metrics.exists(TRAIN_TIME)
-            )
+        if max_time is not None:
+            used = self._train_time_so_far()
             if used >= max_time:
                 self.oracle.request_stop(
                     f"the simulated time budget is spent ({used:.0f} s of max_time={max_time:g} s)"
                 )
+        if self.time_budget is not None:
+            times = [
+                t.metrics.get_last_value(TRAIN_TIME)
+                for t in self.oracle.trials.values()
+                if t.metrics.exists(TRAIN_TIME)
+            ]
+            reason = budget_stop_reason(
+                self.time_used(), max(times, default=0.0), self.reserve, self.time_budget
+            )
+            if reason is not None:
+                self.oracle.request_stop(reason)
 
     def run_trial(self, trial: trial_module.Trial, *args: Any, **kwargs: Any) -> dict:
         values = trial.hyperparameters.values
@@ -359,10 +393,43 @@ class NasTuner(keras_tuner.Tuner):
         best_score = best[0].score if best else float("nan")
         params = trial.metrics.get_last_value(PARAMS) if trial.metrics.exists(PARAMS) else 0
         seconds = trial.metrics.get_last_value(TRAIN_TIME)
+        budget = ""
+        if self.time_budget is not None:
+            budget = f" budget_left={max(self.time_budget - self.time_used(), 0.0):.0f}s"
         return (
             f"{head} {objective.name}={trial.score:.4f} best={best_score:.4f} "
-            f"params={int(params):,} time={seconds:.1f}s elapsed={elapsed:.1f}s"
+            f"params={int(params):,} time={seconds:.1f}s elapsed={elapsed:.1f}s{budget}"
         )
+
+
+def check_time_budget(time_budget: float | None, reserve: float) -> None:
+    """Raises ValueError unless `time_budget` (None or > 0) and `reserve` (>= 0, below it) fit."""
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time_budget must be > 0 seconds. Received: {time_budget!r}.")
+    if not reserve >= 0 or (time_budget is not None and reserve >= time_budget):
+        raise ValueError(
+            f"reserve must be >= 0 and less than time_budget. Received: reserve={reserve!r}, "
+            f"time_budget={time_budget!r}."
+        )
+
+
+def budget_stop_reason(used: float, next_trial: float, reserve: float, budget: float) -> str | None:
+    """Why no further trial may start under a time budget, or None when one fits.
+
+    Args:
+        used: Seconds of the budget used so far.
+        next_trial: Estimated seconds of the next trial (the longest finished
+            one; 0 before any has finished, when a trial starts if any time
+            is left).
+        reserve: Seconds kept free at the end.
+        budget: The budget in seconds.
+    """
+    if used + next_trial + reserve <= budget and used + reserve < budget:
+        return None
+    return (
+        f"the time budget would be exceeded: {used:.0f} s used of time_budget={budget:g} s, "
+        f"the next trial needs about {next_trial:.0f} s and {reserve:g} s are reserved"
+    )
 
 
 def _scaled_learning_rate(optimizer: keras.optimizers.Optimizer, scale: float) -> dict:

@@ -1,0 +1,53 @@
+"""Time-budgeted searches: no trial starts that would not fit."""
+
+import time
+
+import pytest
+
+import kerasnas as kn
+from kerasnas.tuner import budget_stop_reason
+from tests import tiny
+
+
+def test_the_stop_rule():
+    assert budget_stop_reason(used=0.0, next_trial=0.0, reserve=0.0, budget=10.0) is None
+    assert budget_stop_reason(used=4.0, next_trial=5.0, reserve=1.0, budget=10.0) is None
+    reason = budget_stop_reason(used=4.0, next_trial=5.0, reserve=1.5, budget=10.0)
+    assert "time budget would be exceeded" in reason and "1.5 s are reserved" in reason
+    assert budget_stop_reason(used=9.0, next_trial=0.0, reserve=1.0, budget=10.0)  # Nothing left.
+
+
+def test_bad_budgets_are_refused():
+    space = kn.spaces.ChainSpace()
+    with pytest.raises(ValueError, match="time_budget must be > 0"):
+        kn.Search(space, time_budget=0)
+    with pytest.raises(ValueError, match="reserve must be >= 0 and less than time_budget"):
+        kn.Search(space, time_budget=10, reserve=10)
+
+
+def test_a_budgeted_search_stops_before_overrunning(tmp_path, capsys):
+    (x, y), (xv, yv) = tiny.digits(300, 100)
+    space = kn.spaces.ChainSpace(max_layers=3, filters=(4, 8, 16), kernels=(3, 5))
+    # One trial to measure a trial's time.
+    probe = kn.Search(space, max_trials=1, seed=0, directory=tmp_path, project_name="probe")
+    probe.fit(x, y, validation_data=(xv, yv), epochs=1)
+    trial = probe.results()[0]["train_time"]
+    budget = 4.5 * trial
+    search = kn.Search(space, strategy="random", max_trials=50, seed=0, directory=tmp_path,
+                       time_budget=budget, reserve=trial)  # fmt: skip
+    start = time.perf_counter()
+    search.fit(x, y, validation_data=(xv, yv), epochs=1)
+    elapsed = time.perf_counter() - start
+    out = capsys.readouterr().out
+    done = len(search.completed_trials())
+    assert 1 <= done < 50
+    assert "search stopped: the time budget would be exceeded" in out
+    assert "budget_left=" in out
+    # Every trial started with room for the longest one so far plus the reserve; allow
+    # one trial's worth of slack for a trial slower than all before it.
+    assert elapsed < budget + 2 * max(r["train_time"] for r in search.results())
+    # A resumed search counts the earlier trials' time and starts nothing new.
+    again = kn.Search(space, strategy="random", max_trials=50, seed=0, directory=tmp_path,
+                      time_budget=budget, reserve=trial)  # fmt: skip
+    again.fit(x, y, validation_data=(xv, yv), epochs=1)
+    assert len(again.completed_trials()) <= done + 1
