@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 import keras_tuner
+import numpy as np
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine.tuner import maybe_distribute
@@ -158,6 +159,7 @@ class Search:
         self.evaluator = evaluator
         self.verbose = verbose
         self._tuner: NasTuner | None = None
+        self._retrained: keras.Model | None = None
 
     @property
     def project_dir(self) -> str:
@@ -433,8 +435,120 @@ class Search:
         trial = self.best_trials(1)[0]
         return self._get_tuner().load_model(trial)
 
+    def retrain(
+        self,
+        x: Any,
+        y: Any = None,
+        validation_data: Any = None,
+        *,
+        epochs: int,
+        batch_size: int = 32,
+        top_k: int = 1,
+    ) -> keras.Model:
+        """Trains the best network again from scratch, for the final model.
+
+        With `top_k=1` the best trial's network is trained on `x, y` plus
+        `validation_data` when given (train + validation: nothing is held out
+        any more). With `top_k > 1` each of the k best trials' networks is
+        trained on `x, y` and scored on `validation_data` (required) by the
+        objective's metric, and the best is kept. Networks are built the way
+        their trials were (grown morphism networks included), with fresh
+        weights; `export()` afterwards saves the retrained model.
+
+        Args:
+            x: Training examples (array) or a batched `tf.data.Dataset`.
+            y: Labels when `x` is an array.
+            validation_data: `(x_val, y_val)` or a batched dataset.
+            epochs: Training epochs (typically more than a trial's).
+            batch_size: Batch size for array data. Defaults to 32.
+            top_k: How many of the best trials to retrain. Defaults to 1.
+
+        Returns:
+            The retrained model.
+        """
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}.")
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be an integer >= 1. Received: top_k={top_k!r}.")
+        if top_k > 1 and validation_data is None:
+            raise ValueError(
+                f"top_k={top_k} keeps the best network on validation data: pass validation_data."
+            )
+        trials = self.best_trials(top_k)
+        train = data_module.examine(x, y)
+        val = None
+        if validation_data is not None:
+            pair = isinstance(validation_data, (tuple, list))
+            val = data_module.examine(
+                *(validation_data if pair else (validation_data,)), what="validation data"
+            )
+        for examined, what in ((train, "training data"), (val, "validation data")):
+            if examined is None:
+                continue
+            if examined.input_shape != tuple(self.space.input_shape):
+                raise ValueError(
+                    f"The {what} has examples of shape {examined.input_shape}, but the "
+                    f"searched networks take {tuple(self.space.input_shape)}."
+                )
+            data_module.check_labels_fit(examined, self.space.num_classes, what)
+
+        def dataset(examined: Any, shuffle: bool) -> Any:
+            if examined.is_dataset:
+                return examined.x
+            seed = 0 if self.seed is None else self.seed
+            return data_module.to_dataset(
+                examined.x, examined.y, batch_size, shuffle=shuffle, seed=seed
+            )
+
+        if top_k == 1 and val is not None:
+            if train.is_dataset != val.is_dataset:
+                raise ValueError(
+                    "Pass training and validation data alike (both arrays or both datasets)."
+                )
+            if train.is_dataset:
+                train_data = train.x.concatenate(val.x)
+            else:
+                both = data_module.examine(
+                    np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y])
+                )
+                train_data = dataset(both, shuffle=True)
+        else:
+            train_data = dataset(train, shuffle=True)
+        metric = self.objective.name.removeprefix("val_")
+        better = max if self.objective.direction == "max" else min
+        tuner = self._get_tuner()
+        best: tuple[float, keras.Model] | None = None
+        for trial in trials:
+            if self.seed is not None:
+                keras.utils.set_random_seed(self.seed * 100_003 + int(trial.trial_id))
+            model = tuner._try_build(trial.hyperparameters)
+            if self.verbose:
+                print(
+                    f"[kerasnas] retraining trial {trial.trial_id} ({model.count_params():,} "
+                    f"params) for {epochs} epochs",
+                    flush=True,
+                )
+            model.fit(train_data, epochs=epochs, verbose=0, shuffle=False)  # Pipeline shuffles.
+            if top_k == 1:
+                best = (0.0, model)
+                break
+            scores = model.evaluate(dataset(val, shuffle=False), verbose=0, return_dict=True)
+            if metric not in scores:
+                raise ValueError(
+                    f"top_k > 1 scores networks by the objective's metric {metric!r}, which "
+                    f"evaluate() does not give (it gives {sorted(scores)}); use top_k=1."
+                )
+            if self.verbose:
+                print(f"[kerasnas]   validation {metric}={scores[metric]:.4f}", flush=True)
+            if best is None or better(scores[metric], best[0]) != best[0]:
+                best = (scores[metric], model)
+        self._retrained = best[1]
+        return self._retrained
+
     def export(self, path: str | os.PathLike) -> str | None:
         """Saves the best model to a `.keras` file, loadable with `keras.models.load_model`.
+
+        After `retrain()`, the retrained model is saved; else the best trial's.
 
         Under a multi-worker strategy every replica must call it (the model's
         variables are created collectively) and only the cluster's chief
@@ -446,7 +560,7 @@ class Search:
                 f"export() writes the Keras format; the path must end in '.keras'. "
                 f"Received: {path!r}."
             )
-        model = self.best_model()
+        model = self._retrained if self._retrained is not None else self.best_model()
         if model.optimizer is not None and not model.optimizer.built:
             # Save a complete optimizer, so that loading does not warn about it; its
             # slots must be created in the strategy's scope.
