@@ -38,7 +38,14 @@ setup(
     ],
     extras_require={
         # nbclient runs the example notebooks (tests/notebooks_test.py) on an ipykernel.
-        "test": ["pytest>=7", "ruff>=0.4", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6"],
+        "test": [
+            "pytest>=7",
+            "pytest-timeout>=2",  # A hung test fails (setup.cfg) instead of stalling CI.
+            "ruff>=0.4",
+            "nbclient>=0.7",
+            "nbformat>=5.7",
+            "ipykernel>=6",
+        ],
         "docs": ["mkdocs>=1.5", "mkdocstrings[python]>=0.24"],
     },
     entry_points={"console_scripts": ["kerasnas=kerasnas.cli:run"]},

@@ -67,6 +67,8 @@ def launch(
     env: Mapping[str, str] | None = None,
     log_dir: str | os.PathLike | None = None,
     start_timeout: float = 300.0,
+    timeout: float | None = None,
+    orphan_grace: float = 90.0,
 ) -> int:
     """Runs a search script as one chief and `num_workers` local workers.
 
@@ -79,7 +81,10 @@ def launch(
     (through `CUDA_VISIBLE_DEVICES`; with 0, workers see no GPU). A worker
     that dies does not stop the search: the chief gives its trial to another
     worker once its heartbeats stop (`KERASNAS_TRIAL_TIMEOUT`). When the chief
-    ends, or on Ctrl-C, every process is stopped.
+    ends, or on Ctrl-C, every process is stopped. When every worker has
+    exited and the chief still waits `orphan_grace` seconds later (nobody is
+    left to train its trials: a worker that crashes on start, say), the chief
+    is stopped too and the exit statuses are printed.
 
     Args:
         command: The search command, e.g. `[sys.executable, "search.py"]`.
@@ -91,9 +96,14 @@ def launch(
         log_dir: Where to write `chief.log` and `worker<i>.log`; None lets
             them print to this process's output.
         start_timeout: Seconds to wait for the chief to listen.
+        timeout: Seconds the whole search may take; then every process is
+            stopped and `TimeoutError` raised. None (the default) waits.
+        orphan_grace: Seconds the chief may go on alone after the last
+            worker exited before it is stopped.
 
     Returns:
-        The chief's exit status (0 when the search completed).
+        The chief's exit status (0 when the search completed; 1 when it was
+        stopped because every worker had exited).
     """
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1. Received: {num_workers}.")
@@ -120,19 +130,21 @@ def launch(
             logs.append(out)
         return subprocess.Popen(list(command), env=proc_env, stdout=out, stderr=out)
 
+    deadline = None if timeout is None else time.monotonic() + timeout
     chief = start(CHIEF)
     workers: list[subprocess.Popen] = []
     try:
         _wait_for_port(address, port, chief, start_timeout)
         workers = [start("worker", i) for i in range(num_workers)]
-        status = chief.wait()
+        reported: set[int] = set()
+        status = _supervise(chief, workers, deadline, orphan_grace, reported)
         for i, worker in enumerate(workers):
             try:
                 code = worker.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 worker.terminate()
                 code = worker.wait()
-            if code != 0:
+            if code != 0 and i not in reported:
                 print(f"[kerasnas] worker {i} exited with status {code}", file=sys.stderr)
         return status
     except BaseException:
@@ -148,3 +160,43 @@ def launch(
     finally:
         for f in logs:
             f.close()
+
+
+def _supervise(
+    chief: subprocess.Popen,
+    workers: Sequence[subprocess.Popen],
+    deadline: float | None,
+    orphan_grace: float,
+    reported: set[int],
+) -> int:
+    """Waits for the chief; stops it when no worker is left to train its trials."""
+    orphaned_since = None
+    while True:
+        status = chief.poll()
+        if status is not None:
+            return status
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
+            raise TimeoutError("The search did not finish within its timeout; stopping it.")
+        for i, worker in enumerate(workers):
+            code = worker.poll()
+            if code not in (None, 0) and i not in reported:
+                reported.add(i)
+                print(f"[kerasnas] worker {i} exited with status {code}", file=sys.stderr)
+        if all(worker.poll() is not None for worker in workers):
+            orphaned_since = orphaned_since or now
+            if now - orphaned_since > orphan_grace:
+                codes = [worker.returncode for worker in workers]
+                print(
+                    f"[kerasnas] every worker has exited (statuses {codes}) and the chief "
+                    f"still waits after {orphan_grace:.0f}s; stopping the chief",
+                    file=sys.stderr,
+                )
+                chief.terminate()
+                try:
+                    chief.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    chief.kill()
+                    chief.wait()
+                return 1
+        time.sleep(0.5)

@@ -221,7 +221,8 @@ class NasTuner(keras_tuner.Tuner):
 
     def on_search_begin(self) -> None:
         self._search_start = time.perf_counter()
-        self._time_before = self._train_time_so_far()
+        # Only the chief holds the trials (a worker's oracle is a gRPC client).
+        self._time_before = 0.0 if self._is_worker() else self._train_time_so_far()
         self.oracle.verbose = 0  # `search(verbose=...)` turned keras-tuner's display on.
 
     def _wait_when_idle(self) -> None:

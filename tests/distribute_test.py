@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import pytest
@@ -100,6 +101,45 @@ def test_role_environment(role):
     assert env["KERASTUNER_TUNER_ID"] == ("chief" if role == "chief" else "tuner3")
     with pytest.raises(ValueError, match="role must be"):
         kn.distributed.role_env("boss", "127.0.0.1", 1)
+
+
+# A chief that listens and never ends; workers that exit at once or never end.
+FAKE_SEARCH = textwrap.dedent(
+    """
+    import os, socket, sys, time
+    open(os.path.join(sys.argv[2], str(os.getpid())), "w").close()
+    if os.environ["KERASTUNER_TUNER_ID"] == "chief":
+        server = socket.create_server(("127.0.0.1", int(os.environ["KERASTUNER_ORACLE_PORT"])))
+        time.sleep(600)
+    elif sys.argv[1] == "crash":
+        sys.exit(3)
+    else:
+        time.sleep(600)
+    """
+)
+
+
+def test_launch_stops_a_chief_that_no_worker_is_left_to_serve(tmp_path, capfd):
+    start = time.monotonic()
+    status = kn.distributed.launch(
+        [sys.executable, "-c", FAKE_SEARCH, "crash", str(tmp_path)], num_workers=2, orphan_grace=1
+    )
+    assert status == 1 and time.monotonic() - start < 60
+    err = capfd.readouterr().err
+    assert "worker 0 exited with status 3" in err and "worker 1 exited with status 3" in err
+    assert "every worker has exited (statuses [3, 3])" in err and "stopping the chief" in err
+
+
+def test_launch_timeout_stops_every_process(tmp_path):
+    with pytest.raises(TimeoutError, match="did not finish within its timeout"):
+        kn.distributed.launch(
+            [sys.executable, "-c", FAKE_SEARCH, "hang", str(tmp_path)], num_workers=2, timeout=5
+        )
+    pids = [int(p.name) for p in tmp_path.iterdir()]
+    assert len(pids) == 3  # The chief and two workers started, and all were stopped:
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 

@@ -103,6 +103,7 @@ def test_chief_and_two_workers_finish_8_trials(tmp_path, script, strategy):
         num_workers=2,
         env={"TF_CPP_MIN_LOG_LEVEL": "3"},
         log_dir=tmp_path / "logs",
+        timeout=900,
     )
     logs = {p.name: p.read_text() for p in (tmp_path / "logs").iterdir()}
     assert status == 0, logs
