@@ -3,6 +3,7 @@
 from kerasnas import benchmarks, data, distributed, morph, objectives, oracles, spaces
 from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
+from kerasnas.recipe import Recipe
 from kerasnas.search import Search
 from kerasnas.tuner import NasTuner
 
@@ -14,6 +15,7 @@ __all__ = [
     "CorruptStoreError",
     "NasTuner",
     "OutOfSpaceError",
+    "Recipe",
     "Search",
     "benchmarks",
     "data",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from kerasnas.objectives import (
 )
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
+from kerasnas.recipe import Recipe, steps_per_epoch
 from kerasnas.spaces.base import SearchSpace
 from kerasnas.tuner import INHERITED, PARAMS, TRAIN_TIME, NasTuner, check_time_budget
 
@@ -76,6 +78,11 @@ class Search:
             Defaults to None (no budget; `max_trials` still applies).
         reserve: Seconds of `time_budget` kept free, e.g. for training the
             final model after the search. Defaults to 0.
+        recipe: A `kerasnas.Recipe`: how trials train (optimizer, learning
+            rate schedule, weight decay, label smoothing, augmentation, and
+            the default epochs and batch size of `fit`). None (the default)
+            trains with the space's own compile (Adam at its learning rate)
+            and no augmentation.
         evaluator: Optional stand-in for training, e.g. a
             `kerasnas.benchmarks.TabularBenchmark` on the same space: trials
             then look their metrics up, and `fit()` needs no data.
@@ -101,6 +108,7 @@ class Search:
         jit_compile: bool = False,
         time_budget: float | None = None,
         reserve: float = 0.0,
+        recipe: Recipe | None = None,
         evaluator: Any = None,
         verbose: int = 1,
         **oracle_kwargs: Any,
@@ -151,6 +159,9 @@ class Search:
         check_time_budget(time_budget, reserve)
         self.time_budget = time_budget
         self.reserve = reserve
+        if recipe is not None and not isinstance(recipe, Recipe):
+            raise ValueError(f"recipe must be a kerasnas.Recipe. Received: {recipe!r}.")
+        self.recipe = recipe
         if evaluator is not None and getattr(evaluator, "space", space) is not space:
             raise ValueError(
                 "The evaluator was built on another space object than the one given to "
@@ -176,8 +187,8 @@ class Search:
         y: Any = None,
         *,
         validation_data: Any = None,
-        epochs: int = 5,
-        batch_size: int = 32,
+        epochs: int | None = None,
+        batch_size: int | None = None,
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
         verbose: int = 0,
         **fit_kwargs: Any,
@@ -190,9 +201,10 @@ class Search:
             y: Labels when `x` is an array: class indices or one-hot rows.
             validation_data: `(x_val, y_val)` or a batched dataset; needed for
                 `val_*` objectives.
-            epochs: Training epochs per trial. Defaults to 5.
+            epochs: Training epochs per trial. Defaults to the recipe's, or
+                5 without one.
             batch_size: Batch size for array data (the global batch under a
-                distribution strategy). Defaults to 32.
+                distribution strategy). Defaults to the recipe's, or 32.
             callbacks: Keras callbacks for every trial's `fit` (deep-copied).
             verbose: Verbosity of each trial's `model.fit`. Defaults to 0.
             **fit_kwargs: Other `model.fit` arguments.
@@ -208,8 +220,7 @@ class Search:
             self._check_objective(list(self.evaluator.metric_names))
             self._run_search()
             return self
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}.")
+        recipe, epochs, batch_size = _resolve_recipe(self.recipe, epochs, batch_size, 5, 32)
         train = data_module.examine(x, y, read_labels=self.space.num_classes is None)
         val = None
         if validation_data is not None:
@@ -252,14 +263,21 @@ class Search:
             kwargs["validation_data"] = (
                 val.x if val.is_dataset else data_module.to_dataset(val.x, val.y, batch_size)
             )
+        seed = 0 if self.seed is None else self.seed
         if train.is_dataset:
-            kwargs.setdefault("shuffle", False)  # Keras ignores it for datasets, with a warning.
-            self._run_search(train.x, **kwargs)
+            x = train.x
         else:
-            seed = 0 if self.seed is None else self.seed
             x = data_module.to_dataset(train.x, train.y, batch_size, shuffle=True, seed=seed)
-            kwargs.setdefault("shuffle", False)  # The pipeline reshuffles every epoch.
-            self._run_search(x, **kwargs)
+        # Keras ignores `shuffle` for datasets (with a warning); array pipelines reshuffle.
+        kwargs.setdefault("shuffle", False)
+        tuner = self._get_tuner()
+        tuner.recipe = recipe
+        if recipe is not None:
+            tuner.steps_per_epoch = (
+                steps_per_epoch(x) if recipe.schedule != "constant" else 1
+            )
+            x = recipe.augment(x, seed=seed)
+        self._run_search(x, **kwargs)
         return self
 
     def _run_search(self, *args: Any, **kwargs: Any) -> None:
@@ -441,9 +459,10 @@ class Search:
         y: Any = None,
         validation_data: Any = None,
         *,
-        epochs: int,
-        batch_size: int = 32,
+        epochs: int | None = None,
+        batch_size: int | None = None,
         top_k: int = 1,
+        recipe: Recipe | None = None,
     ) -> keras.Model:
         """Trains the best network again from scratch, for the final model.
 
@@ -453,21 +472,31 @@ class Search:
         trained on `x, y` and scored on `validation_data` (required) by the
         objective's metric, and the best is kept. Networks are built the way
         their trials were (grown morphism networks included), with fresh
-        weights; `export()` afterwards saves the retrained model.
+        weights, and trained with `recipe` (the final recipe: typically
+        longer than the trials', with augmentation); `export()` afterwards
+        saves the retrained model.
 
         Args:
             x: Training examples (array) or a batched `tf.data.Dataset`.
             y: Labels when `x` is an array.
             validation_data: `(x_val, y_val)` or a batched dataset.
             epochs: Training epochs (typically more than a trial's).
-            batch_size: Batch size for array data. Defaults to 32.
+                Defaults to the recipe's; required without a recipe.
+            batch_size: Batch size for array data. Defaults to the recipe's,
+                or 32.
             top_k: How many of the best trials to retrain. Defaults to 1.
+            recipe: The `kerasnas.Recipe` of the final training. Defaults to
+                the search's recipe (with `epochs` when given); without
+                either, models train with the space's compile.
 
         Returns:
             The retrained model.
         """
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}.")
+        if recipe is not None and not isinstance(recipe, Recipe):
+            raise ValueError(f"recipe must be a kerasnas.Recipe. Received: {recipe!r}.")
+        recipe, epochs, batch_size = _resolve_recipe(
+            recipe or self.recipe, epochs, batch_size, None, 32
+        )
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be an integer >= 1. Received: top_k={top_k!r}.")
         if top_k > 1 and validation_data is None:
@@ -514,6 +543,10 @@ class Search:
                 train_data = dataset(both, shuffle=True)
         else:
             train_data = dataset(train, shuffle=True)
+        steps = 1
+        if recipe is not None:
+            steps = steps_per_epoch(train_data) if recipe.schedule != "constant" else 1
+            train_data = recipe.augment(train_data, seed=0 if self.seed is None else self.seed)
         metric = self.objective.name.removeprefix("val_")
         better = max if self.objective.direction == "max" else min
         tuner = self._get_tuner()
@@ -522,13 +555,18 @@ class Search:
             if self.seed is not None:
                 keras.utils.set_random_seed(self.seed * 100_003 + int(trial.trial_id))
             model = tuner._try_build(trial.hyperparameters)
+            if recipe is not None:
+                with maybe_distribute(self.distribution_strategy):
+                    recipe.compile(model, steps, self.space.metrics)
             if self.verbose:
                 print(
                     f"[kerasnas] retraining trial {trial.trial_id} ({model.count_params():,} "
                     f"params) for {epochs} epochs",
                     flush=True,
                 )
-            model.fit(train_data, epochs=epochs, verbose=0, shuffle=False)  # Pipeline shuffles.
+            callbacks = [_EpochProgress(epochs)] if self.verbose else []
+            # The pipeline shuffles (and augments) every epoch.
+            model.fit(train_data, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
             if top_k == 1:
                 best = (0.0, model)
                 break
@@ -688,6 +726,49 @@ def _check_distribution_strategy(strategy: Any) -> None:
             "MirroredStrategy on each machine for data parallelism within a trial, and "
             "keras-tuner's chief/worker mode (kerasnas.distributed, --role) to run trials "
             "on several machines."
+        )
+
+
+def _resolve_recipe(
+    recipe: Recipe | None,
+    epochs: int | None,
+    batch_size: int | None,
+    default_epochs: int | None,
+    default_batch_size: int,
+) -> tuple[Recipe | None, int, int]:
+    """The recipe, epochs and batch size of a training: explicit values win over the recipe's."""
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}.")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(
+            f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}."
+        )
+    if recipe is None:
+        if epochs is None and default_epochs is None:
+            raise ValueError("Give the number of epochs, or a recipe=kerasnas.Recipe(epochs=...).")
+        return None, epochs or default_epochs, batch_size or default_batch_size
+    changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+    recipe = recipe.replace(**changes) if changes else recipe
+    return recipe, recipe.epochs, recipe.batch_size
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """Prints a line per epoch of a long training (the final retraining)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._start = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+        print(
+            f"[kerasnas]   epoch {epoch + 1}/{self.epochs} {shown} "
+            f"elapsed={time.perf_counter() - self._start:.0f}s",
+            flush=True,
         )
 
 

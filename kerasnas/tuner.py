@@ -22,6 +22,7 @@ from kerasnas import _memory, morph
 from kerasnas._io import read_json, write_json
 from kerasnas.morph import lineage
 from kerasnas.objectives import objective_inputs
+from kerasnas.recipe import Recipe
 from kerasnas.spaces.base import SearchSpace
 
 # Metrics every kerasnas trial records besides the model's own.
@@ -65,6 +66,10 @@ class NasTuner(keras_tuner.Tuner):
             (no budget).
         reserve: Seconds of the budget kept free, e.g. for a final training
             after the search. Defaults to 0.
+        recipe: A `kerasnas.Recipe` that compiles each trial's model
+            (optimizer, schedule, weight decay, label smoothing) in place of
+            the space's own compile; its schedule is laid out over
+            `steps_per_epoch` (set before the search). None keeps the space's.
         evaluator: Optional stand-in for training, such as a
             `kerasnas.benchmarks.TabularBenchmark`: an object with
             `evaluate(values, rng) -> {metric: value}` (and optionally
@@ -87,9 +92,12 @@ class NasTuner(keras_tuner.Tuner):
         jit_compile: bool = False,
         time_budget: float | None = None,
         reserve: float = 0.0,
+        recipe: Recipe | None = None,
         **kwargs: Any,
     ):
         check_time_budget(time_budget, reserve)
+        self.recipe = recipe
+        self.steps_per_epoch = 1  # Set by `Search.fit` when a recipe needs it.
         self.time_budget = time_budget
         self.reserve = float(reserve)
         self._time_before = 0.0  # Train time of the trials finished before this run.
@@ -128,6 +136,9 @@ class NasTuner(keras_tuner.Tuner):
             keras.config.set_dtype_policy("mixed_float16")
         try:
             model = super()._build_hypermodel(hp)
+            if self.recipe is not None:
+                with maybe_distribute(self.distribution_strategy):
+                    self.recipe.compile(model, self.steps_per_epoch, self.space.metrics)
             found = lineage.of(hp.values)
             if found is not None and found.ops:
                 with maybe_distribute(self.distribution_strategy):
