@@ -1,0 +1,216 @@
+"""Fashion-MNIST, same wall-clock budget each: kerasnas vs keras-tuner vs AutoKeras.
+
+Usage: python benchmarks/fashion_mnist.py [--budget_minutes=60] [--reserve=0.4]
+           [--trial_examples=10000] [--trial_epochs=2] [--seed=0] [--directory=DIR]
+           [--only=kerasnas,keras_tuner,autokeras] [--limit=N (a smoke test on N images)]
+
+Each contender gets `--budget_minutes` of wall-clock time, one after the other
+in this one process, and ends with one model evaluated once on the 10,000
+test images (the last line prints the three test accuracies):
+
+- kerasnas: the default strategy (random search) over the default NASNet
+  cell space (sep/avg/max/identity ops, 5 blocks) at proxy scale (1 cell per
+  stage, 16 filters), trials trained on `--trial_examples` training images
+  for `--trial_epochs` epochs with a short `kn.Recipe`; the search stops
+  starting trials when the `--reserve` share of the budget would be touched
+  (`Search(time_budget=, reserve=)`), then `search.retrain` trains the best
+  cell on all 60,000 training images (train + validation) with the final
+  recipe (cosine schedule, label smoothing, random translation), for as many
+  epochs as the time left allows at the measured trial speed.
+- keras-tuner: `RandomSearch` over a typical hand-written CNN space (1-3
+  conv blocks of two 3x3 convolutions, filters, batch norm, dropout, dense
+  units, learning rate), trials on the same examples and epochs, stopped by
+  the same rule; the best hyperparameters are then trained on train +
+  validation for the epochs the time left allows (Adam at the searched rate,
+  as a keras-tuner user would).
+- AutoKeras: `ak.ImageClassifier` on the same examples and epochs, when
+  `autokeras` is installed (else `nan`); its search is cut at the search
+  deadline and the best model it exported is tested.
+
+Fashion-MNIST comes from Debian's dataset-fashion-mnist files when present
+(`kn.data.load("fashion_mnist")`), else through tensorflow-datasets.
+
+Last line: `kerasnas=<acc> keras_tuner=<acc> autokeras=<acc or nan> budget_min=<M>`.
+"""
+
+import argparse
+import math
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import keras_tuner  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kerasnas as kn  # noqa: E402
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def final_epochs(seconds_left: float, seconds_per_example_epoch: float, examples: int) -> int:
+    """Epochs of `examples` that fit in `seconds_left` (10 % margin), at least 1."""
+    per_epoch = seconds_per_example_epoch * examples * 1.1
+    return max(1, int(seconds_left // per_epoch))
+
+
+def run_kerasnas(data, args, directory: str) -> float:
+    (x, y), (xv, yv), (xt, yt) = data
+    start = time.perf_counter()
+    budget = args.budget_minutes * 60
+    space = kn.spaces.NASNetSpace(num_blocks=5, num_cells=1, num_reductions=2, filters=16)
+    trial_recipe = kn.Recipe(epochs=args.trial_epochs, batch_size=128, learning_rate=3e-3)
+    search = kn.Search(
+        space, max_trials=1000, seed=args.seed, directory=directory, project_name="kerasnas",
+        overwrite=True, time_budget=budget, reserve=args.reserve * budget, recipe=trial_recipe,
+    )  # fmt: skip
+    sub = slice(0, args.trial_examples)
+    search.fit(x[sub], y[sub], validation_data=(xv, yv))
+    done = search.completed_trials()
+    speed = max(t.metrics.get_last_value("train_time") for t in done) / (
+        args.trial_examples * args.trial_epochs
+    )
+    left = budget - (time.perf_counter() - start)
+    epochs = final_epochs(left, speed, len(x) + len(xv))
+    log(f"kerasnas: {len(done)} trials; final training {epochs} epochs in {left:.0f}s left")
+    final = trial_recipe.replace(epochs=epochs, translate=0.1, label_smoothing=0.1)
+    model = search.retrain(x, y, (xv, yv), recipe=final)
+    _, acc = model.evaluate(xt, yt, verbose=0)
+    log(f"kerasnas: test accuracy {acc:.4f} after {time.perf_counter() - start:.0f}s")
+    return float(acc)
+
+
+def cnn(hp: keras_tuner.HyperParameters) -> keras.Model:
+    """A typical hand-written Keras CNN search space."""
+    inputs = keras.Input((28, 28, 1))
+    x = inputs
+    batch_norm = hp.Boolean("batch_norm")
+    for i in range(hp.Int("blocks", 1, 3)):
+        filters = hp.Choice(f"filters_{i}", [32, 64, 128])
+        for _ in range(2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm)(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Dropout(hp.Float(f"dropout_{i}", 0.0, 0.4, step=0.1))(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(hp.Choice("dense", [64, 128, 256]), activation="relu")(x)
+    x = keras.layers.Dropout(hp.Float("dropout_dense", 0.0, 0.5, step=0.1))(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log")),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def run_keras_tuner(data, args, directory: str) -> float:
+    (x, y), (xv, yv), (xt, yt) = data
+    start = time.perf_counter()
+    budget = args.budget_minutes * 60
+    deadline = start + (1 - args.reserve) * budget
+    tuner = keras_tuner.RandomSearch(
+        cnn, objective="val_accuracy", max_trials=1, seed=args.seed, directory=directory,
+        project_name="keras_tuner", overwrite=True,
+    )  # fmt: skip
+    sub = slice(0, args.trial_examples)
+    longest, trials = 0.0, 0
+    while time.perf_counter() + longest <= deadline:  # The same stopping rule as kerasnas.
+        tuner.oracle.max_trials = trials + 1
+        began = time.perf_counter()
+        tuner.search(x[sub], y[sub], validation_data=(xv, yv), epochs=args.trial_epochs,
+                     batch_size=128, verbose=0)  # fmt: skip
+        longest = max(longest, time.perf_counter() - began)
+        trials += 1
+        best = tuner.oracle.get_best_trials(1)[0]
+        log(f"keras_tuner: trial {trials} took {time.perf_counter() - began:.0f}s, "
+            f"best val_accuracy {best.score:.4f}")  # fmt: skip
+    speed = longest / (args.trial_examples * args.trial_epochs)
+    left = budget - (time.perf_counter() - start)
+    epochs = final_epochs(left, speed, len(x) + len(xv))
+    log(f"keras_tuner: {trials} trials; final training {epochs} epochs in {left:.0f}s left")
+    keras.utils.set_random_seed(args.seed)
+    model = cnn(tuner.get_best_hyperparameters(1)[0])
+    model.fit(np.concatenate([x, xv]), np.concatenate([y, yv]), epochs=epochs, batch_size=128,
+              verbose=0)  # fmt: skip
+    _, acc = model.evaluate(xt, yt, verbose=0)
+    log(f"keras_tuner: test accuracy {acc:.4f} after {time.perf_counter() - start:.0f}s")
+    return float(acc)
+
+
+class _Deadline(keras.callbacks.Callback):
+    """Ends AutoKeras's search at the deadline: past it, each trial fails at once."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if time.perf_counter() > self.deadline:
+            raise RuntimeError("search deadline reached")
+
+
+def run_autokeras(data, args, directory: str) -> float:
+    try:
+        import autokeras as ak
+    except ImportError:
+        log("autokeras: not installed (pip install autokeras); nan")
+        return math.nan
+    (x, y), (xv, yv), (xt, yt) = data
+    start = time.perf_counter()
+    budget = args.budget_minutes * 60
+    clf = ak.ImageClassifier(max_trials=1000, seed=args.seed, directory=directory,
+                             project_name="autokeras", overwrite=True)  # fmt: skip
+    sub = slice(0, args.trial_examples)
+    try:  # Three failed trials in a row after the deadline end the search.
+        clf.fit(x[sub], y[sub], validation_data=(xv, yv), epochs=args.trial_epochs,
+                callbacks=[_Deadline(start + budget)], verbose=0)  # fmt: skip
+    except RuntimeError as err:
+        log(f"autokeras: search ended: {str(err).splitlines()[0][:100]}")
+    model = clf.export_model()
+    _, acc = model.evaluate(xt, yt, verbose=0)[:2]
+    log(f"autokeras: test accuracy {acc:.4f} after {time.perf_counter() - start:.0f}s")
+    return float(acc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget_minutes", type=float, default=60.0)
+    parser.add_argument("--reserve", type=float, default=0.4,
+                        help="share of the budget kept for the final training")  # fmt: skip
+    parser.add_argument("--trial_examples", type=int, default=10_000)
+    parser.add_argument("--trial_epochs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--directory", default=None)
+    parser.add_argument("--only", default="kerasnas,keras_tuner,autokeras")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="smoke test: keep only this many train/val/test images")  # fmt: skip
+    args = parser.parse_args()
+    if not 0 < args.reserve < 1:
+        parser.error("--reserve must lie in (0, 1)")
+    data = kn.data.load("fashion_mnist")
+    if args.limit:
+        data = tuple((a[: args.limit], b[: args.limit]) for a, b in data)
+    (x, _), (xv, _), (xt, _) = data
+    log(f"Fashion-MNIST: {len(x)} train, {len(xv)} validation, {len(xt)} test; "
+        f"budget {args.budget_minutes:g} min each")  # fmt: skip
+    directory = args.directory or tempfile.mkdtemp(prefix="fashion_bench_")
+    runs = {"kerasnas": run_kerasnas, "keras_tuner": run_keras_tuner, "autokeras": run_autokeras}
+    chosen = args.only.split(",")
+    scores = {name: (run(data, args, directory) if name in chosen else math.nan)
+              for name, run in runs.items()}  # fmt: skip
+    print(
+        f"kerasnas={scores['kerasnas']:.4f} keras_tuner={scores['keras_tuner']:.4f} "
+        f"autokeras={scores['autokeras']:.4f} budget_min={args.budget_minutes:g}"
+    )
+
+
+if __name__ == "__main__":
+    main()
