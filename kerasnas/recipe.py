@@ -133,6 +133,22 @@ class Recipe:
         return cls(**config)
 
     # -- Applying it ---------------------------------------------------------
+    def steps_in(self, dataset: Any) -> int:
+        """Batches per epoch of a batched dataset, as the schedule needs (1 when constant)."""
+        if self.schedule == "constant":
+            return 1
+        import tensorflow as tf
+
+        n = int(tf.data.experimental.cardinality(dataset))
+        if n < 1:
+            raise ValueError(
+                "The training dataset's length is unknown (or infinite), so the recipe's cosine "
+                "schedule cannot be laid out: give it a known length (e.g. with "
+                "dataset.apply(tf.data.experimental.assert_cardinality(n))) or use "
+                "schedule='constant'."
+            )
+        return n
+
     def learning_rate_schedule(self, steps_per_epoch: int) -> Any:
         """The learning rate (a float or a Keras schedule) for this many steps per epoch."""
         if self.schedule == "constant":
@@ -207,19 +223,4 @@ class Recipe:
         return dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def steps_per_epoch(dataset: Any) -> int:
-    """Batches per epoch of a finite batched dataset (needed by per-step schedules)."""
-    import tensorflow as tf
-
-    n = int(tf.data.experimental.cardinality(dataset))
-    if n < 1:
-        raise ValueError(
-            "The training dataset's length is unknown (or infinite), so the recipe's cosine "
-            "schedule cannot be laid out: give it a known length (e.g. with "
-            "dataset.apply(tf.data.experimental.assert_cardinality(n))) or use "
-            "schedule='constant'."
-        )
-    return n
-
-
-__all__ = ["Recipe", "SparseSmoothedCrossentropy", "steps_per_epoch"]
+__all__ = ["Recipe", "SparseSmoothedCrossentropy"]

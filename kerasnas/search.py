@@ -26,7 +26,7 @@ from kerasnas.objectives import (
 )
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
-from kerasnas.recipe import Recipe, steps_per_epoch
+from kerasnas.recipe import Recipe
 from kerasnas.spaces.base import SearchSpace
 from kerasnas.tuner import INHERITED, PARAMS, TRAIN_TIME, NasTuner, check_time_budget
 
@@ -273,9 +273,7 @@ class Search:
         tuner = self._get_tuner()
         tuner.recipe = recipe
         if recipe is not None:
-            tuner.steps_per_epoch = (
-                steps_per_epoch(x) if recipe.schedule != "constant" else 1
-            )
+            tuner.steps_per_epoch = recipe.steps_in(x)
             x = recipe.augment(x, seed=seed)
         self._run_search(x, **kwargs)
         return self
@@ -545,7 +543,7 @@ class Search:
             train_data = dataset(train, shuffle=True)
         steps = 1
         if recipe is not None:
-            steps = steps_per_epoch(train_data) if recipe.schedule != "constant" else 1
+            steps = recipe.steps_in(train_data)
             train_data = recipe.augment(train_data, seed=0 if self.seed is None else self.seed)
         metric = self.objective.name.removeprefix("val_")
         better = max if self.objective.direction == "max" else min
