@@ -106,9 +106,7 @@ def live_edges(values: Mapping[str, Scalar]) -> list[int]:
     for j in range(NUM_NODES - 2, -1, -1):
         if any(used[e] and i == j and to in reaches_out for e, (to, i) in enumerate(EDGES)):
             reaches_out.add(j)
-    return [
-        e for e, (to, i) in enumerate(EDGES) if used[e] and i in reached and to in reaches_out
-    ]
+    return [e for e, (to, i) in enumerate(EDGES) if used[e] and i in reached and to in reaches_out]
 
 
 class NASBench201Supernet(Supernet):
@@ -194,6 +192,7 @@ class NASBench201Supernet(Supernet):
         x = layers.ReLU()(export_batch_norm(self.head_bn, x))
         x = layers.GlobalAveragePooling2D()(x)
         outputs = classifier_head(x, self.space.num_classes)
-        model = keras.Model(inputs, outputs, name=f"{self.space.name}_{self.space.decode(values).hash()[:8]}")
+        name = f"{self.space.name}_{self.space.decode(values).hash()[:8]}"
+        model = keras.Model(inputs, outputs, name=name)
         model.get_layer("classifier").set_weights(self.classifier.get_weights())
         return model

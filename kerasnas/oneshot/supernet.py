@@ -180,9 +180,7 @@ def _named(name: str | None, suffix: str) -> str | None:
 
 def export_batch_norm(bn: GhostBatchNorm, x, name: str | None = None):
     """A Keras `BatchNormalization` with `bn`'s weights and calibrated statistics."""
-    layer = layers.BatchNormalization(
-        momentum=space_ops.BN_MOMENTUM, epsilon=bn.epsilon, name=name
-    )
+    layer = layers.BatchNormalization(momentum=space_ops.BN_MOMENTUM, epsilon=bn.epsilon, name=name)
     y = layer(x)
     channels = int(x.shape[-1])
     gamma = np.asarray(bn.gamma) if bn.affine else np.ones(channels, "float32")
@@ -334,11 +332,7 @@ class Supernet(keras.Model):
 
     def shared_kernels(self) -> list[Any]:
         in_slots = {id(v) for per_slot in self.candidate_kernels() for c in per_slot for v in c}
-        return [
-            v
-            for v in self.trainable_variables
-            if id(v) not in in_slots and len(v.shape) > 1
-        ]
+        return [v for v in self.trainable_variables if id(v) not in in_slots and len(v.shape) > 1]
 
     def regularization(self, active) -> Any:
         """Sum of squared kernels of the shared layers and of the active candidates."""

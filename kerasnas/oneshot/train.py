@@ -92,8 +92,10 @@ class OneShotTrainer:
         return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
 
     def distribute(self, dataset: tf.data.Dataset) -> Any:
-        return dataset if self.strategy is None else self.strategy.experimental_distribute_dataset(
+        return (
             dataset
+            if self.strategy is None
+            else self.strategy.experimental_distribute_dataset(dataset)
         )
 
     # -- Weight steps -------------------------------------------------------
@@ -106,9 +108,11 @@ class OneShotTrainer:
             if self.weight_decay:
                 loss += self.weight_decay * self.supernet.regularization(active) / self.replicas
         grads = tape.gradient(loss, variables)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)]
+        grads = [
+            tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)
+        ]
         grads, _ = tf.clip_by_global_norm(grads, self.grad_clip)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, "int32"), y), "float32"))
         return tf.reduce_sum(ce), correct, tf.cast(tf.shape(y)[0], "float32")
 
@@ -118,14 +122,14 @@ class OneShotTrainer:
         # The global batch: every replica's part together.
         local = tf.cast(tf.shape(y)[0], "float32")
         global_batch = local * self.replicas
-        results = self.strategy.run(
-            self._replica_step, args=(x, y, weights, active, global_batch)
-        )
+        results = self.strategy.run(self._replica_step, args=(x, y, weights, active, global_batch))
         return tuple(
             self.strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results
         )
 
-    def train_step(self, x, y, weights: np.ndarray, active: np.ndarray) -> tuple[float, float, float]:
+    def train_step(
+        self, x, y, weights: np.ndarray, active: np.ndarray
+    ) -> tuple[float, float, float]:
         """One weight step on a batch; returns (summed loss, correct, examples)."""
         out = self._train(x, y, tf.constant(weights, "float32"), tf.constant(active, "float32"))
         return tuple(float(v) for v in out)  # type: ignore[return-value]
@@ -168,9 +172,7 @@ class OneShotTrainer:
         for x, _ in dataset.take(batches):
             self._calibrate(x, weights, weights)
 
-    def accuracy(
-        self, dataset: tf.data.Dataset, path: np.ndarray, training: bool = False
-    ) -> float:
+    def accuracy(self, dataset: tf.data.Dataset, path: np.ndarray, training: bool = False) -> float:
         """Accuracy of one path on `dataset` (inference mode unless `training`)."""
         weights = tf.constant(path, "float32")
         correct = seen = 0
