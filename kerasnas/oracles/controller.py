@@ -295,6 +295,23 @@ class ControllerOracle(NasOracle):
             d.choices.index(values[d.name]) if d.name in values else 0 for d in self.space.decisions
         ]
 
+    def choice_values(self, choices: Sequence[int]) -> dict[str, Scalar]:
+        """The decision values of one choice index per decision."""
+        return self._values(choices)
+
+    def sample_values(self, rng: np.random.Generator) -> dict[str, Scalar]:
+        """Decision values of one architecture drawn from the policy."""
+        return self._values(self.controller.sample(rng)[0])
+
+    def observe(self, choices: Sequence[int], logp: float, reward: float) -> None:
+        """Learns from a reward got outside trials (e.g. ENAS's shared-weight accuracy).
+
+        Rewards are batched like trial rewards: every `batch_size` of them
+        make one policy update.
+        """
+        self.reward_history.append(float(reward))
+        self._add_sample(list(choices), logp, float(reward))
+
     # -- Rewards --------------------------------------------------------------
     def reward(self, trial: trial_module.Trial) -> float | None:
         """The reward of a finished trial (None: nothing to learn from it)."""
