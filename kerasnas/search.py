@@ -242,6 +242,12 @@ class Search:
                     f"Validation examples have shape {val.input_shape} but training "
                     f"examples have shape {train.input_shape}."
                 )
+        prepare = getattr(self.oracle, "prepare", None)
+        if prepare is not None and val is None:
+            raise ValueError(
+                f"The {self.strategy!r} strategy ranks architectures by their accuracy "
+                "on validation data (one-shot search); pass validation_data=(x_val, y_val)."
+            )
         seen = [e.num_labels for e in (train, val) if e is not None and e.num_labels]
         self.space.configure(
             input_shape=train.input_shape,
@@ -271,6 +277,15 @@ class Search:
         # Keras ignores `shuffle` for datasets (with a warning); array pipelines reshuffle.
         kwargs.setdefault("shuffle", False)
         tuner = self._get_tuner()
+        if prepare is not None and not _is_worker():
+            # One-shot search: the supernet ranks the candidates the trials train.
+            prepare(
+                x,
+                kwargs["validation_data"],
+                directory=self.project_dir,
+                distribution_strategy=self.distribution_strategy,
+                progress=bool(self.verbose),
+            )
         tuner.recipe = recipe
         if recipe is not None:
             tuner.steps_per_epoch = recipe.steps_in(x)
@@ -396,9 +411,7 @@ class Search:
                     "hash": lineage.key(arch, values),
                     "score": None if trial.score is None else float(trial.score),
                     "metrics": {
-                        k: v
-                        for k, v in metrics.items()
-                        if k not in (PARAMS, TRAIN_TIME, INHERITED)
+                        k: v for k, v in metrics.items() if k not in (PARAMS, TRAIN_TIME, INHERITED)
                     },
                     "params": _as_int(metrics.get(PARAMS)),
                     "train_time": metrics.get(TRAIN_TIME),
@@ -408,9 +421,7 @@ class Search:
                     else {
                         "parent": found.parent,
                         "ops": list(found.ops),
-                        "inherited": None
-                        if INHERITED not in metrics
-                        else bool(metrics[INHERITED]),
+                        "inherited": None if INHERITED not in metrics else bool(metrics[INHERITED]),
                     },
                 }
             )

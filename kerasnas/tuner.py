@@ -22,8 +22,9 @@ from kerasnas import _memory, morph
 from kerasnas._io import read_json, write_json
 from kerasnas.morph import lineage
 from kerasnas.objectives import objective_inputs
+from kerasnas.oneshot.supernet import INIT_KEY
 from kerasnas.recipe import Recipe
-from kerasnas.spaces.base import SearchSpace
+from kerasnas.spaces.base import SearchSpace, compile_classifier
 
 # Metrics every kerasnas trial records besides the model's own.
 PARAMS = "params"
@@ -135,7 +136,12 @@ class NasTuner(keras_tuner.Tuner):
         if self.mixed_precision:
             keras.config.set_dtype_policy("mixed_float16")
         try:
-            model = super()._build_hypermodel(hp)
+            if INIT_KEY in hp.values:
+                # A one-shot candidate initialised from the supernet: the standalone
+                # model the oracle extracted (with its own compile settings).
+                model = self._load_initial_model(hp.values[INIT_KEY])
+            else:
+                model = super()._build_hypermodel(hp)
             if self.recipe is not None:
                 with maybe_distribute(self.distribution_strategy):
                     self.recipe.compile(model, self.steps_per_epoch, self.space.metrics)
@@ -146,6 +152,18 @@ class NasTuner(keras_tuner.Tuner):
             return model
         finally:
             keras.config.set_dtype_policy(previous)
+
+    def _load_initial_model(self, path: str) -> keras.Model:
+        if not os.path.exists(path):
+            raise keras_tuner.errors.FailedTrialError(
+                f"The model this trial starts from, {path}, is missing; the one-shot "
+                "files of the project were moved or deleted. Search again with "
+                "overwrite=True."
+            )
+        if self._training is not None:
+            self._inheritance = {"inherited": True, "reason": None, "from": path}
+        model = keras.models.load_model(path, compile=False)
+        return compile_classifier(model, getattr(self.space, "learning_rate", 1e-3))
 
     def _grow(self, root: keras.Model, found: lineage.Lineage) -> keras.Model:
         """A morphism trial's model: the root grown by its ops.
@@ -292,6 +310,9 @@ class NasTuner(keras_tuner.Tuner):
         )
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed * 100_003 + int(trial.trial_id))
+        trial_epochs = getattr(self.oracle, "trial_epochs", None)
+        if trial_epochs is not None:  # e.g. a one-shot search's retrain_epochs
+            kwargs["epochs"] = trial_epochs
         kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [
             keras.callbacks.TerminateOnNaN()
         ]
@@ -337,9 +358,11 @@ class NasTuner(keras_tuner.Tuner):
         metrics[TRAIN_TIME] = train_time
         if self._inheritance is not None:
             metrics[INHERITED] = float(self._inheritance["inherited"])
-            write_json(
-                os.path.join(self.get_trial_dir(trial.trial_id), "morph.json"), self._inheritance
-            )
+            if "ops" in self._inheritance:
+                write_json(
+                    os.path.join(self.get_trial_dir(trial.trial_id), "morph.json"),
+                    self._inheritance,
+                )
         return self._with_objective(metrics)
 
     def _with_objective(self, metrics: dict) -> dict:

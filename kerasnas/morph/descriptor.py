@@ -78,9 +78,7 @@ class Descriptor:
 def describe(graph: Graph) -> Descriptor:
     """The descriptor of a morph `Graph` (see `kerasnas.morph.graph.from_model`)."""
     order = graph.order()
-    main = [
-        n for n in order if graph[n].layer_cls in _MAIN and not _SKIP_LAYER.fullmatch(n)
-    ]
+    main = [n for n in order if graph[n].layer_cls in _MAIN and not _SKIP_LAYER.fullmatch(n)]
     index = {name: i for i, name in enumerate(main)}
     layers = []
     for name in main:

@@ -103,9 +103,7 @@ class Graph:
                 result[parent].append(name)
         return result
 
-    def descendants(
-        self, name: str, consumers: dict[str, list[str]] | None = None
-    ) -> set[str]:
+    def descendants(self, name: str, consumers: dict[str, list[str]] | None = None) -> set[str]:
         """The nodes computed from `name`'s output, `name` included.
 
         `consumers` may pass `self.consumers()` when the caller has it.

@@ -90,9 +90,7 @@ def of(values: Mapping[str, Any]) -> Lineage | None:
         ) from None
     parent_ops = int(values.get(PARENT_OPS, 0))
     if not 0 <= parent_ops <= len(ops):
-        raise ValueError(
-            f"The trial value {PARENT_OPS}={parent_ops} must lie in [0, {len(ops)}]."
-        )
+        raise ValueError(f"The trial value {PARENT_OPS}={parent_ops} must lie in [0, {len(ops)}].")
     return Lineage(
         tuple(ops),
         str(values.get(PARENT, "")),

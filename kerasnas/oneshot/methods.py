@@ -49,6 +49,8 @@ class OneShotResult:
             architecture weights).
         rank_time: Seconds spent scoring candidates.
         supernet: The trained supernet.
+        trainer: Its `OneShotTrainer` (to calibrate and score more paths).
+        calibration: The training batches that calibrate a path's BatchNorm.
     """
 
     method: str
@@ -58,6 +60,8 @@ class OneShotResult:
     train_time: float
     rank_time: float
     supernet: Supernet
+    trainer: OneShotTrainer
+    calibration: tf.data.Dataset
 
 
 def build_supernet(
@@ -259,6 +263,8 @@ def run(
         train_time=train_time,
         rank_time=rank_time,
         supernet=supernet,
+        trainer=trainer,
+        calibration=train,
     )
 
 

@@ -99,8 +99,10 @@ class OneShotTrainer:
         )
 
     # -- Weight steps -------------------------------------------------------
-    def _replica_step(self, x, y, weights, active, global_batch):
+    def _replica_step(self, x, y, weights, active):
         variables = self.supernet.trainable_variables
+        # The global batch: every replica's part together (equal parts).
+        global_batch = tf.cast(tf.shape(y)[0] * self.replicas, "float32")
         with tf.GradientTape() as tape:
             logits = self.supernet(x, weights, active, training=True)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
@@ -118,11 +120,8 @@ class OneShotTrainer:
 
     def _train_step(self, x, y, weights, active):
         if self.strategy is None:
-            return self._replica_step(x, y, weights, active, tf.cast(tf.shape(y)[0], "float32"))
-        # The global batch: every replica's part together.
-        local = tf.cast(tf.shape(y)[0], "float32")
-        global_batch = local * self.replicas
-        results = self.strategy.run(self._replica_step, args=(x, y, weights, active, global_batch))
+            return self._replica_step(x, y, weights, active)
+        results = self.strategy.run(self._replica_step, args=(x, y, weights, active))
         return tuple(
             self.strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results
         )

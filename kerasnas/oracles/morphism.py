@@ -127,9 +127,7 @@ class MorphismOracle(NasOracle):
         if beta < 0 or noise < 0:
             raise ValueError(f"beta and noise must be >= 0. Received: {beta}, {noise}.")
         if not learning_rate_scale > 0:
-            raise ValueError(
-                f"learning_rate_scale must be > 0. Received: {learning_rate_scale}."
-            )
+            raise ValueError(f"learning_rate_scale must be > 0. Received: {learning_rate_scale}.")
         if temperature <= 0 or not 0 < cooling < 1:
             raise ValueError(
                 "temperature must be > 0 and cooling in (0, 1). "
@@ -355,9 +353,7 @@ class MorphismOracle(NasOracle):
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        state["morph"] = {
-            "descriptors": {k: d.to_config() for k, d in self._descriptors.items()}
-        }
+        state["morph"] = {"descriptors": {k: d.to_config() for k, d in self._descriptors.items()}}
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:

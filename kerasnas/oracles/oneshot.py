@@ -1,0 +1,281 @@
+"""One-shot search as a keras-tuner Oracle: a supernet ranks, trials train the best."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from keras_tuner.src.engine import trial as trial_module
+
+from kerasnas._io import write_json
+from kerasnas.oneshot.supernet import INIT_KEY
+from kerasnas.oracles.base import NasOracle
+from kerasnas.spaces.base import SearchSpace
+
+INITS = ("scratch", "supernet")
+
+
+class OneShotOracle(NasOracle):
+    """One-shot architecture search with weight sharing, as a keras-tuner Oracle.
+
+    ```
+    prepare (once, on the chief, before the first trial):
+        train the space's supernet with `method` on the training data
+        rank candidates: one-shot validation accuracy of each sampled path,
+            BatchNorm statistics recomputed per path (uniform, SPOS, ENAS),
+            or the architecture derived from alpha first (DARTS, GDAS)
+    each trial: the next candidate of the ranking, trained from scratch
+        (init="scratch") or from the supernet's weights (init="supernet")
+    ```
+
+    Methods: `"uniform"` (Bender et al. 2018: path dropout whose rate ramps
+    up, ghost BatchNorm, weight decay on active paths only), `"spos"`
+    (single path, uniformly sampled), `"enas"` (Pham et al. 2018: the LSTM
+    controller samples the paths and learns from their shared-weight
+    accuracy), `"darts"` (Liu et al. 2019; `order=1` or `2`,
+    `max_parameter_free` against its collapse) and `"gdas"` (Gumbel-softmax).
+    The strategies `"oneshot"`, `"spos"`, `"enas"`, `"darts"` and `"gdas"` of
+    `kerasnas.Search` are this oracle with that method.
+
+    The trials are ordinary kerasnas trials: each trains its architecture's
+    standalone Keras model for `retrain_epochs` (or `fit`'s `epochs`) and
+    records the objective, `params` and `train_time`. The ranking, each
+    candidate's one-shot score and the supernet's history are saved in the
+    oracle state and in `oneshot.json` of the project, the supernet's weights
+    in `oneshot/supernet.weights.h5`; a resumed search does not train the
+    supernet again.
+
+    Args:
+        space: A `NASBench201Space` or `NASNetSpace`.
+        method: One of `"uniform"`, `"spos"`, `"enas"`, `"darts"`, `"gdas"`.
+            Defaults to `"uniform"`.
+        supernet_epochs: Passes of supernet training over the training data.
+            Defaults to 10.
+        batch_size: Batch size of the supernet's weight steps. Defaults to 64.
+        learning_rate: Initial SGD learning rate of the shared weights
+            (cosine decay). Defaults to 0.05.
+        weight_decay: L2 coefficient on active kernels. Defaults to 3e-4.
+        num_candidates: Architectures ranked after training. Defaults to 100.
+        calibration_batches: Training batches that recompute a candidate's
+            BatchNorm statistics before it is scored. Defaults to 10.
+        init: `"scratch"`: trials train from freshly initialised weights;
+            `"supernet"`: from the supernet's weights (with the path's
+            recomputed BatchNorm statistics). Defaults to `"scratch"`.
+        retrain_epochs: Training epochs of each trial. Defaults to the
+            `epochs` given to `fit`.
+        options: Method options (see `kerasnas.oneshot.methods.run`), e.g.
+            `{"order": 2}` for second-order DARTS or `{"drop_max": 0.7}`.
+        **kwargs: `NasOracle` arguments: `objective`, `max_trials` (trials
+            trained from the ranking), `seed`, and keras-tuner `Oracle`
+            arguments.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        method: str = "uniform",
+        *,
+        supernet_epochs: int = 10,
+        batch_size: int = 64,
+        learning_rate: float = 0.05,
+        weight_decay: float = 3e-4,
+        num_candidates: int = 100,
+        calibration_batches: int = 10,
+        init: str = "scratch",
+        retrain_epochs: int | None = None,
+        options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        from kerasnas.oneshot.methods import METHODS
+
+        if method not in METHODS:
+            raise ValueError(f"Unknown one-shot method {method!r}. Choose one of {list(METHODS)}.")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}. Received: init={init!r}.")
+        if retrain_epochs is not None and (
+            not isinstance(retrain_epochs, int) or retrain_epochs < 1
+        ):
+            raise ValueError(
+                f"retrain_epochs must be an integer >= 1 (or None for fit's epochs). "
+                f"Received: {retrain_epochs!r}."
+            )
+        if not isinstance(supernet_epochs, int) or supernet_epochs < 1:
+            raise ValueError(
+                f"supernet_epochs must be an integer >= 1. Received: {supernet_epochs!r}."
+            )
+        super().__init__(space, **kwargs)
+        if num_candidates < self.max_trials:
+            raise ValueError(
+                f"num_candidates ({num_candidates}) must be at least max_trials "
+                f"({self.max_trials}): the trials train the best-ranked candidates."
+            )
+        self.method = method
+        self.supernet_epochs = supernet_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.num_candidates = num_candidates
+        self.calibration_batches = calibration_batches
+        self.init = init
+        self.retrain_epochs = retrain_epochs
+        self.options = dict(options or {})
+        self.ranking: list[dict[str, Any]] = []  # {"values", "score", "init"} best first
+        self.summary: dict[str, Any] = {}
+        self._next = 0
+
+    @property
+    def trial_epochs(self) -> int | None:
+        """Epochs each trial trains for (None: `fit`'s `epochs`)."""
+        return self.retrain_epochs
+
+    # -- The one-shot phase --------------------------------------------------------
+    def prepare(
+        self,
+        train: Any,
+        validation: Any,
+        *,
+        directory: str,
+        distribution_strategy: Any = None,
+        progress: bool = True,
+    ) -> None:
+        """Trains the supernet and ranks candidates, unless a resumed state has a ranking.
+
+        Args:
+            train: Batched `tf.data.Dataset` of `(x, y)` training examples.
+            validation: Batched `tf.data.Dataset` of validation examples.
+            directory: The project directory (for the supernet's files).
+            distribution_strategy: Optional `tf.distribute.Strategy` for the
+                supernet's weight steps.
+            progress: Print progress lines.
+        """
+        if self.ranking:
+            if progress:
+                print(
+                    f"[kerasnas] one-shot ranking of {len(self.ranking)} candidates restored; "
+                    "the supernet is not trained again",
+                    flush=True,
+                )
+            return
+        from kerasnas.oneshot import methods
+
+        start = time.perf_counter()
+        supernet = methods.build_supernet(self.space, distribution_strategy)
+        if progress:
+            print(
+                f"[kerasnas] one-shot search ({self.method}): supernet with "
+                f"{supernet.count_params():,} weights, {supernet.num_slots} slots, "
+                f"{self.supernet_epochs} epochs",
+                flush=True,
+            )
+        result = methods.run(
+            self.method,
+            supernet,
+            train,
+            validation,
+            epochs=self.supernet_epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            num_candidates=self.num_candidates,
+            calibration_batches=self.calibration_batches,
+            distribution_strategy=distribution_strategy,
+            progress=progress,
+            **self.options,
+        )
+        folder = os.path.join(directory, "oneshot")
+        os.makedirs(folder, exist_ok=True)
+        supernet.save_weights(os.path.join(folder, "supernet.weights.h5"))
+        ranking = []
+        for i, (values, score) in enumerate(zip(result.ranking, result.scores, strict=True)):
+            entry: dict[str, Any] = {"values": values, "score": score}
+            if self.init == "supernet" and i < self.max_trials:
+                entry["init"] = self._export(
+                    result, values, os.path.join(folder, f"candidate_{i}.keras")
+                )
+            ranking.append(entry)
+        self.summary = {
+            "method": self.method,
+            "supernet_params": int(supernet.count_params()),
+            "supernet_epochs": self.supernet_epochs,
+            "train_time": result.train_time,
+            "rank_time": result.rank_time,
+            "total_time": time.perf_counter() - start,
+            "history": result.history,
+        }
+        write_json(
+            os.path.join(directory, "oneshot.json"),
+            {**self.summary, "ranking": ranking},
+            indent=2,
+        )
+        self.ranking = ranking
+        self.save()
+
+    def _export(self, result: Any, values: dict[str, Any], path: str) -> str:
+        """Writes a candidate's standalone model, initialised from the supernet."""
+        path_weights = result.supernet.path(values)
+        result.trainer.calibrate(result.calibration, path_weights, self.calibration_batches)
+        result.supernet.export_path(values).save(path)
+        return path
+
+    # -- Trials ---------------------------------------------------------------------
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        if not self.ranking:
+            return self.stop(
+                "the one-shot ranking is empty: Search.fit() trains the supernet first "
+                "(a bare keras-tuner Tuner does not call OneShotOracle.prepare)"
+            )
+        while self._next < len(self.ranking):
+            entry = self.ranking[self._next]
+            self._next += 1
+            arch = self.space.decode(entry["values"])
+            if not self.is_new(arch):
+                continue
+            values = dict(self.space.encode(arch))
+            if entry.get("init"):
+                values[INIT_KEY] = entry["init"]
+            return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        return self.stop(f"all {len(self.ranking)} ranked candidates have been trained")
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            **super().get_state(),
+            "ranking": self.ranking,
+            "summary": self.summary,
+            "next": self._next,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.ranking = state["ranking"]
+        self.summary = state.get("summary", {})
+        self._next = state.get("next", 0)
+
+
+class SPOSOracle(OneShotOracle):
+    """`OneShotOracle` with `method="spos"` (strategy `"spos"`)."""
+
+    def __init__(self, space: SearchSpace, **kwargs: Any):
+        super().__init__(space, method=kwargs.pop("method", "spos"), **kwargs)
+
+
+class ENASOracle(OneShotOracle):
+    """`OneShotOracle` with `method="enas"` (strategy `"enas"`)."""
+
+    def __init__(self, space: SearchSpace, **kwargs: Any):
+        super().__init__(space, method=kwargs.pop("method", "enas"), **kwargs)
+
+
+class DARTSOracle(OneShotOracle):
+    """`OneShotOracle` with `method="darts"` (strategy `"darts"`)."""
+
+    def __init__(self, space: SearchSpace, **kwargs: Any):
+        super().__init__(space, method=kwargs.pop("method", "darts"), **kwargs)
+
+
+class GDASOracle(OneShotOracle):
+    """`OneShotOracle` with `method="gdas"` (strategy `"gdas"`)."""
+
+    def __init__(self, space: SearchSpace, **kwargs: Any):
+        super().__init__(space, method=kwargs.pop("method", "gdas"), **kwargs)
