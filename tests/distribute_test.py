@@ -142,7 +142,6 @@ def test_launch_timeout_stops_every_process(tmp_path):
             os.kill(pid, 0)
 
 
-
 MULTI_WORKER = textwrap.dedent(
     """
     import tensorflow as tf
@@ -167,8 +166,12 @@ def test_a_multi_worker_strategy_is_refused_with_the_reason():
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
-                     "TF_CONFIG": json.dumps(config)},  # fmt: skip
+                env={
+                    **os.environ,
+                    "TF_CPP_MIN_LOG_LEVEL": "3",
+                    "CUDA_VISIBLE_DEVICES": "",
+                    "TF_CONFIG": json.dumps(config),
+                },  # fmt: skip
             )
         )
     for run in runs:

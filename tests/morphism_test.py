@@ -201,6 +201,7 @@ def test_children_start_from_their_parents_function_and_keep_training(tmp_path):
     best = search.best_trials(1)[0].trial_id
     assert search.best_model().count_params() == records[int(best)]["params"]
 
+
 def test_resume_keeps_descriptors_and_a_missing_checkpoint_trains_from_scratch(tmp_path):
     first = run(tmp_path, 3)
     assert len(first.completed_trials()) == 3
