@@ -100,6 +100,7 @@ class OneShotTrainer:
 
     # -- Weight steps -------------------------------------------------------
     def _replica_step(self, x, y, weights, active):
+        y = tf.cast(tf.reshape(y, [-1]), "int32")
         variables = self.supernet.trainable_variables
         # The global batch: every replica's part together (equal parts).
         global_batch = tf.cast(tf.shape(y)[0] * self.replicas, "float32")
@@ -177,6 +178,7 @@ class OneShotTrainer:
         correct = seen = 0
         for x, y in dataset:
             logits = self._logits(x, weights, weights, bool(training))
+            y = tf.cast(tf.reshape(y, [-1]), "int32")
             correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1, "int32") == y, "int32")))
             seen += int(y.shape[0])
         return correct / max(seen, 1)
