@@ -70,8 +70,10 @@ _SPACE_FLAGS: dict[str, dict[str, str]] = {
     "stages": {"macro": "stages"},
     "learning_rate": {name: "learning_rate" for name in SPACES},
 }
-# Strategy flags: the strategy that takes each and the oracle argument it sets.
-_STRATEGY_FLAGS: dict[str, tuple[str, str]] = {
+# The one-shot strategies (a supernet ranks the candidates that trials train).
+_ONE_SHOT = ("oneshot", "spos", "enas", "darts", "gdas")
+# Strategy flags: the strategy (or strategies) that take each and the oracle argument it sets.
+_STRATEGY_FLAGS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "population_size": ("evolution", "population_size"),
     "sample_size": ("evolution", "sample_size"),
     "controller_algorithm": ("controller", "algorithm"),
@@ -80,6 +82,10 @@ _STRATEGY_FLAGS: dict[str, tuple[str, str]] = {
     "morphism_max_ops": ("morphism", "max_ops"),
     "max_params": ("morphism", "max_params"),
     "max_layers": ("morphism", "max_layers"),
+    "supernet_epochs": (_ONE_SHOT, "supernet_epochs"),
+    "retrain_epochs": (_ONE_SHOT, "retrain_epochs"),
+    "init": (_ONE_SHOT, "init"),
+    "num_candidates": (_ONE_SHOT, "num_candidates"),
 }
 
 _EVOLUTION, _CONTROLLER = STRATEGIES["evolution"], STRATEGIES["controller"]
@@ -163,7 +169,10 @@ flags.DEFINE_enum(
     sorted(STRATEGIES),
     "Search strategy: random (uniform, no isomorphic repeats), evolution (regularized "
     "evolution), controller (RL controller, REINFORCE or PPO), morphism (network "
-    "morphism: children grow trained networks and inherit their weights).",
+    "morphism: children grow trained networks and inherit their weights); one-shot, "
+    "with a weight-sharing supernet of a nasnet or nasbench201 space that ranks the "
+    "candidates the trials train: oneshot (uniform path dropout, Bender et al.), spos, "
+    "enas, darts, gdas.",
 )
 flags.DEFINE_integer(
     "population_size",
@@ -214,6 +223,34 @@ flags.DEFINE_integer(
     "max_layers",
     None,
     "morphism: no network with more convolution and dense layers. Default: no limit.",
+    lower_bound=1,
+)
+_ONE_SHOT_ORACLE = STRATEGIES["oneshot"]
+flags.DEFINE_integer(
+    "supernet_epochs",
+    None,
+    "one-shot strategies: passes of supernet training. "
+    f"Default: {_default(_ONE_SHOT_ORACLE, 'supernet_epochs')}.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "num_candidates",
+    None,
+    "one-shot strategies: architectures the supernet ranks, at least --max_trials. "
+    f"Default: {_default(_ONE_SHOT_ORACLE, 'num_candidates')}.",
+    lower_bound=1,
+)
+flags.DEFINE_enum(
+    "init",
+    None,
+    ["scratch", "supernet"],
+    "one-shot strategies: trials train from fresh weights or from the supernet's. "
+    f"Default: {_default(_ONE_SHOT_ORACLE, 'init')}.",
+)
+flags.DEFINE_integer(
+    "retrain_epochs",
+    None,
+    "one-shot strategies: training epochs of each trial. Default: --epochs.",
     lower_bound=1,
 )
 # -- Search -----------------------------------------------------------------
@@ -391,9 +428,10 @@ def _strategy_kwargs() -> dict[str, Any]:
     for flag, (strategy, argument) in _STRATEGY_FLAGS.items():
         if not _given(flag):
             continue
-        if strategy != FLAGS.strategy:
+        takers = (strategy,) if isinstance(strategy, str) else strategy
+        if FLAGS.strategy not in takers:
             raise UsageError(
-                f"--{flag} applies to --strategy={strategy} only, not to "
+                f"--{flag} applies to --strategy={'|'.join(takers)} only, not to "
                 f"--strategy={FLAGS.strategy}."
             )
         kwargs[argument] = FLAGS[flag].value

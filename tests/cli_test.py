@@ -135,6 +135,11 @@ BAD = [
     (["--num_blocks=2", "--space=macro"], "--num_blocks does not apply to --space=macro"),
     (["--population_size=4"], "--population_size applies to --strategy=evolution only"),
     (["--morphism_mode=hill_climb"], "--morphism_mode applies to --strategy=morphism only"),
+    (["--supernet_epochs=3"], "--supernet_epochs applies to --strategy=oneshot|spos|enas|"),
+    (
+        ["--strategy=darts", "--space=macro"],
+        "One-shot search has no supernet for MacroSpace",
+    ),
     (
         ["--strategy=evolution", "--population_size=4", "--sample_size=6"],
         "sample_size must lie in [1, population_size=4]",

@@ -64,10 +64,8 @@ class OneShotResult:
     calibration: tf.data.Dataset
 
 
-def build_supernet(
-    space: SearchSpace, distribution_strategy: Any = None, **kwargs: Any
-) -> Supernet:
-    """The supernet of a configured space (in the strategy's scope when given).
+def supernet_class(space: SearchSpace) -> Callable[..., Supernet]:
+    """The supernet class of a space.
 
     Raises:
         ValueError: for a space without a supernet.
@@ -86,6 +84,18 @@ def build_supernet(
             f"{sorted(t.__name__ for t in builders)}; search other spaces with the "
             "'random', 'evolution', 'controller' or 'morphism' strategies."
         )
+    return builder
+
+
+def build_supernet(
+    space: SearchSpace, distribution_strategy: Any = None, **kwargs: Any
+) -> Supernet:
+    """The supernet of a configured space (in the strategy's scope when given).
+
+    Raises:
+        ValueError: for a space without a supernet.
+    """
+    builder = supernet_class(space)
     scope = distribution_strategy.scope() if distribution_strategy is not None else _null()
     with scope:
         return builder(space, **kwargs)

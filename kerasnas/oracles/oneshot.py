@@ -87,8 +87,9 @@ class OneShotOracle(NasOracle):
         options: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
-        from kerasnas.oneshot.methods import METHODS
+        from kerasnas.oneshot.methods import METHODS, supernet_class
 
+        supernet_class(space)  # A space without a supernet is refused before any work.
         if method not in METHODS:
             raise ValueError(f"Unknown one-shot method {method!r}. Choose one of {list(METHODS)}.")
         if init not in INITS:
