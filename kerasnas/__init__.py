@@ -1,6 +1,6 @@
 """kerasnas: Keras-native neural architecture search on keras-tuner."""
 
-from kerasnas import benchmarks, data, distributed, morph, objectives, oracles, spaces
+from kerasnas import benchmarks, data, distributed, morph, objectives, oneshot, oracles, spaces
 from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
 from kerasnas.recipe import Recipe
@@ -22,6 +22,7 @@ __all__ = [
     "distributed",
     "morph",
     "objectives",
+    "oneshot",
     "oracles",
     "spaces",
 ]

@@ -7,12 +7,13 @@ normal slots of the path, every reduction cell the reduction slots.
 
 The space's cell concatenates the blocks that no other block uses, and which
 blocks those are depends on the path. The supernet concatenates all the
-blocks instead, each multiplied by a 0/1 "unused" indicator computed from the
-path, so that the layers after a cell always see `num_blocks * filters`
-channels; the zeroed channels contribute nothing. The extracted model
-concatenates only the unused blocks, and the kernel rows of the layers that
-read a cell's output (the next cells' input calibration, the classifier) are
-sliced to match, so it computes exactly the supernet's function.
+blocks instead, each multiplied by an "unused" indicator computed from the
+path (0 or 1; a soft value for DARTS's mixtures), so that the layers after a
+cell always see `num_blocks * filters` channels; the zeroed channels
+contribute nothing. The extracted model concatenates only the unused blocks,
+and the kernel rows of the layers that read a cell's output (the next cells'
+input calibration, the classifier) are sliced to match, so it computes
+exactly the supernet's function.
 """
 
 from __future__ import annotations
@@ -169,11 +170,17 @@ class _Cell(layers.Layer):
         return matrix[self.first_slot : self.first_slot + 2 * self.num_blocks]
 
     def unused(self, weights, active):
-        """Per block, 1.0 when no block of the path reads it (it is in the output), else 0.0."""
-        weights, active = self._slots(weights), self._slots(active)
-        selected = ops.cast(ops.logical_and(active > 0, ops.not_equal(weights, 0)), "float32")
-        readers = ops.tensordot(selected, ops.convert_to_tensor(self.reads), axes=[[0, 1], [0, 1]])
-        return ops.cast(readers <= 0, "float32")
+        """Per block, how far it is unused: 1.0 when no block of the path reads it.
+
+        For a path (one-hot rows) it is exactly 1.0 or 0.0. For a mixture it is
+        the product over slots of (1 - the slot's weight on candidates that read
+        the block): the chance that no slot reads it when each slot picks a
+        candidate with those probabilities (DARTS's softmax), differentiable in
+        the weights; kept candidates of path dropout (weight 1) make it 0.
+        """
+        weights = self._slots(weights) * ops.cast(self._slots(active) > 0, weights.dtype)
+        reading = ops.einsum("sc,sck->sk", weights, ops.convert_to_tensor(self.reads))
+        return ops.prod(1.0 - ops.clip(reading, 0.0, 1.0), axis=0)
 
     def call(
         self, prev, prev_prev, weights, active, training: bool = False, calibrate: bool = False
@@ -232,9 +239,9 @@ class NASNetSupernet(Supernet):
     `"{cell}/block_{b}/input_{a|b}"` and `"{cell}/block_{b}/op_{a|b}"`.
 
     A cell's output is the concatenation of all its blocks, each multiplied
-    by whether the path leaves it unused (see the module docstring), so a
-    block counts as used as soon as some candidate that reads it has a
-    non-zero weight and is active.
+    by how far the path leaves it unused (see the module docstring): 0 or 1
+    for a path; for a mixture, the product over slots of one minus the
+    slot's weight on candidates that read the block.
 
     Args:
         space: A configured `NASNetSpace`.
