@@ -34,6 +34,7 @@ NOTEBOOKS = {
     "compare_strategies.ipynb": ("compare_strategies.py", False),
     "multi_gpu.ipynb": ("multi_gpu.py", True),
     "morphism.ipynb": ("morphism.py", True),
+    "oneshot.ipynb": ("oneshot.py", True),
 }
 #: Environment variable of the quick mode (tiny budgets, offline data) that CI uses.
 QUICK_ENV = "KERASNAS_QUICK"
