@@ -15,6 +15,7 @@ from kerasnas.oneshot.supernet import (
     ReLUConvBN,
     Slot,
     Supernet,
+    check_space,
     copy_layer,
     export_batch_norm,
 )
@@ -124,13 +125,7 @@ class NASBench201Supernet(Supernet):
     """
 
     def __init__(self, space: NASBench201Space, affine: bool = False, **kwargs: Any):
-        if not isinstance(space, NASBench201Space):
-            raise ValueError(f"NASBench201Supernet needs a NASBench201Space. Received: {space!r}.")
-        if not space.is_configured:
-            raise ValueError(
-                "The space does not know its input_shape and num_classes yet; "
-                "configure it (or let Search.fit() take them from the data)."
-            )
+        check_space(space, NASBench201Space, "NASBench201Supernet")
         super().__init__(name=kwargs.pop("name", "nasbench201_supernet"), **kwargs)
         self.space = space
         self.slots = tuple(

@@ -31,6 +31,7 @@ from kerasnas.oneshot.supernet import (
     ReLUConvBN,
     Slot,
     Supernet,
+    check_space,
     copy_layer,
     export_batch_norm,
 )
@@ -250,13 +251,7 @@ class NASNetSupernet(Supernet):
     """
 
     def __init__(self, space: NASNetSpace, affine: bool = False, **kwargs: Any):
-        if not isinstance(space, NASNetSpace):
-            raise ValueError(f"NASNetSupernet needs a NASNetSpace. Received: {space!r}.")
-        if not space.is_configured:
-            raise ValueError(
-                "The space does not know its input_shape and num_classes yet; "
-                "configure it (or let Search.fit() take them from the data)."
-            )
+        check_space(space, NASNetSpace, "NASNetSupernet")
         super().__init__(name=kwargs.pop("name", "nasnet_supernet"), **kwargs)
         self.space = space
         self.slots = tuple(

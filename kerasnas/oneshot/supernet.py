@@ -239,6 +239,17 @@ def _stateful(layer: Any) -> bool:
     return isinstance(layer, (ReLUConvBN, GhostBatchNorm))
 
 
+def check_space(space: SearchSpace, space_type: type, supernet: str) -> None:
+    """Raises ValueError unless `space` is a configured `space_type`."""
+    if not isinstance(space, space_type):
+        raise ValueError(f"{supernet} needs a {space_type.__name__}. Received: {space!r}.")
+    if not space.is_configured:
+        raise ValueError(
+            "The space does not know its input_shape and num_classes yet; "
+            "configure it (or let Search.fit() take them from the data)."
+        )
+
+
 class Supernet(keras.Model):
     """Base class of supernets: every op of a space in one model.
 
