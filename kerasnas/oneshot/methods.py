@@ -344,7 +344,7 @@ def _train_enas(trainer, train, validation, epochs, rng, progress, options, seed
             x, y = val_batches[epoch * controller_steps + i]
             choices, logp = policy.controller.sample(rng)
             path = supernet.path(policy.choice_values(choices))
-            logits = trainer._logits(x, tf.constant(path), tf.constant(path), True)
+            logits = trainer.logits(x, path, training=True)
             reward = float(np.mean(np.argmax(logits.numpy(), -1) == y))
             policy.observe(choices, logp, reward)
             rewards.append(reward)

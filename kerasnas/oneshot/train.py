@@ -162,6 +162,11 @@ class OneShotTrainer:
     def _logits_fn(self, x, weights, active, training):
         return self.supernet(x, weights, active, training=training)
 
+    def logits(self, x, path: np.ndarray, training: bool = False) -> tf.Tensor:
+        """The supernet's logits for one path (training: BatchNorm on the batch's statistics)."""
+        weights = tf.constant(path, "float32")
+        return self._logits(x, weights, weights, bool(training))
+
     def _calibrate_fn(self, x, weights, active):
         return self.supernet(x, weights, active, calibrate=True)
 
@@ -174,10 +179,9 @@ class OneShotTrainer:
 
     def accuracy(self, dataset: tf.data.Dataset, path: np.ndarray, training: bool = False) -> float:
         """Accuracy of one path on `dataset` (inference mode unless `training`)."""
-        weights = tf.constant(path, "float32")
         correct = seen = 0
         for x, y in dataset:
-            logits = self._logits(x, weights, weights, bool(training))
+            logits = self.logits(x, path, training)
             y = tf.cast(tf.reshape(y, [-1]), "int32")
             correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1, "int32") == y, "int32")))
             seen += int(y.shape[0])
