@@ -137,6 +137,14 @@ def test_path_dropout_ramps_up_and_keeps_a_candidate_per_slot():
         path_dropout(net, drop_max=1.0)
 
 
+def test_fair_single_paths_train_every_candidate_equally_often():
+    net = NASBench201Supernet(nb201())
+    sample = single_path(net, fair=True)
+    rng = np.random.default_rng(0)
+    counts = sum(sample(step, 100, rng)[0] for step in range(50))
+    assert (counts == 10).all()  # 50 steps = 10 rounds of 5: each op 10 times per edge.
+
+
 def test_only_active_candidates_are_regularised():
     space = nb201()
     net = NASBench201Supernet(space)

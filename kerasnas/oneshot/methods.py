@@ -173,7 +173,8 @@ def run(
         candidates: Architectures (decision values) to rank instead of
             drawing `num_candidates` (uniform and SPOS).
         **options: Method options: `drop_max`, `ramp`, `ghost_batch_size`
-            (uniform); `controller_steps`, `controller_batch`,
+            (uniform); `fair` (SPOS with FairNAS's strict fairness: every
+            candidate trained equally often); `controller_steps`, `controller_batch`,
             `entropy_weight`, `algorithm` (ENAS); `order`,
             `arch_learning_rate`, `arch_weight_decay`, `max_parameter_free`,
             `tau_max`, `tau_min` (DARTS, GDAS).
@@ -189,7 +190,7 @@ def run(
         raise ValueError(f"num_candidates must be >= 1. Received: {num_candidates}.")
     allowed = {
         "uniform": {"drop_max", "ramp", "ghost_batch_size"},
-        "spos": {"ghost_batch_size"},
+        "spos": {"ghost_batch_size", "fair"},
         "enas": {"controller_steps", "controller_batch", "entropy_weight", "algorithm"},
         "darts": {"order", "arch_learning_rate", "arch_weight_decay", "max_parameter_free"},
         "gdas": {"arch_learning_rate", "arch_weight_decay", "tau_max", "tau_min"},
@@ -238,7 +239,7 @@ def run(
         if method == "uniform":
             sampler = path_dropout(supernet, options.get("drop_max", 0.5), options.get("ramp", 1.0))
         else:
-            sampler = single_path(supernet)
+            sampler = single_path(supernet, fair=bool(options.get("fair", False)))
         history = _train_shared(sampler=sampler, name=method, **common)
         train_time = time.perf_counter() - start
         if candidates is not None:

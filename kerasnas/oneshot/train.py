@@ -208,11 +208,27 @@ class _NullScope:
 
 
 # -- Samplers ------------------------------------------------------------------
-def single_path(supernet: Supernet) -> Sampler:
-    """SPOS (Guo et al. 2020): one candidate per slot, uniformly at random."""
+def single_path(supernet: Supernet, fair: bool = False) -> Sampler:
+    """SPOS (Guo et al. 2020): one candidate per slot, uniformly at random.
+
+    With `fair=True`, strict fairness as in FairNAS (Chu et al. 2019): every
+    K steps (K the most candidates of a slot), each slot goes through a fresh
+    random permutation of its candidates, so every candidate is trained
+    equally often (slots with fewer candidates take extra random ones).
+    """
+    sizes = [len(s.candidates) for s in supernet.slots]
+    k = max(sizes)
+    order: list[np.ndarray] = []
 
     def sample(step: int, total: int, rng: np.random.Generator):
-        path = supernet.path(supernet.sample_indices(rng))
+        if not fair:
+            path = supernet.path(supernet.sample_indices(rng))
+            return path, path
+        if step % k == 0 or not order:
+            order[:] = [
+                np.concatenate([rng.permutation(n), rng.integers(n, size=k - n)]) for n in sizes
+            ]
+        path = supernet.path([int(o[step % k]) for o in order])
         return path, path
 
     return sample
