@@ -149,11 +149,6 @@ class NASBench201Supernet(Supernet):
         self.classifier = layers.Dense(space.num_classes)
         self.build_all()
 
-    def build_all(self) -> None:
-        """Creates every variable with one all-ops pass."""
-        full = ops.ones((self.num_slots, self.max_candidates))
-        self(ops.zeros((2, *self.space.input_shape)), full, full, training=True)
-
     def call(self, x, weights, active, training: bool = False, calibrate: bool = False):
         x = self.stem_bn(self.stem(x), training=training, calibrate=calibrate)
         for block in self.blocks:

@@ -275,6 +275,11 @@ class Supernet(keras.Model):
     def max_candidates(self) -> int:
         return max(len(s.candidates) for s in self.slots)
 
+    def build_all(self) -> None:
+        """Creates every variable with one all-ops pass (subclasses call it last)."""
+        full = ops.ones((self.num_slots, self.max_candidates))
+        self(ops.zeros((2, *self.space.input_shape)), full, full, training=True)
+
     def candidate_mask(self) -> np.ndarray:
         """`(slots, max_candidates)`: 1 where a slot has that candidate, else 0."""
         mask = np.zeros((self.num_slots, self.max_candidates), "float32")
