@@ -307,6 +307,8 @@ def test_one_shot_strategies_explain_bad_input(tmp_path):
     train_ds, val_ds = datasets(train=64, val=32)
     with pytest.raises(ValueError, match="do not apply to the 'spos' method"):
         methods.run("spos", net, train_ds, val_ds, epochs=1, order=2)
+    with pytest.raises(ValueError, match="candidates= applies to the 'uniform' and 'spos'"):
+        methods.run("darts", net, train_ds, val_ds, epochs=1, candidates=[])
     with pytest.raises(ValueError, match="ghost_batch_size=24 must divide"):
         methods.run("uniform", net, train_ds, val_ds, epochs=1, ghost_batch_size=24)
 

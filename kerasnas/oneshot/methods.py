@@ -195,6 +195,11 @@ def run(
         "darts": {"order", "arch_learning_rate", "arch_weight_decay", "max_parameter_free"},
         "gdas": {"arch_learning_rate", "arch_weight_decay", "tau_max", "tau_min"},
     }[method]
+    if candidates is not None and method not in ("uniform", "spos"):
+        raise ValueError(
+            f"candidates= applies to the 'uniform' and 'spos' methods; {method!r} draws its "
+            "own candidates. Score given architectures with rank_paths() on its trainer."
+        )
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
