@@ -236,6 +236,7 @@ def run(
         train=train,
         validation=validation,
         epochs=epochs,
+        total=total,
         rng=rng,
         progress=progress,
     )
@@ -290,8 +291,9 @@ def _rank(trainer, paths, calibration, validation, calibration_batches, progress
     return [(paths[i], float(scores[i])) for i in order]
 
 
-def _train_shared(trainer, train, validation, epochs, rng, progress, sampler: Sampler, name: str):
-    total = trainer_steps(train, epochs)
+def _train_shared(
+    trainer, train, validation, epochs, total, rng, progress, sampler: Sampler, name: str
+):
     history, step = [], 0
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -307,12 +309,8 @@ def _train_shared(trainer, train, validation, epochs, rng, progress, sampler: Sa
     return history
 
 
-def trainer_steps(train: tf.data.Dataset, epochs: int) -> int:
-    return sum(1 for _ in train) * epochs
-
-
 # -- ENAS ------------------------------------------------------------------------
-def _train_enas(trainer, train, validation, epochs, rng, progress, options, seed):
+def _train_enas(trainer, train, validation, epochs, total, rng, progress, options, seed):
     """ENAS (Pham et al. 2018): shared weights and the controller, trained in turn.
 
     Each epoch trains the shared weights for one pass over `train`, each step
@@ -340,7 +338,6 @@ def _train_enas(trainer, train, validation, epochs, rng, progress, options, seed
         return path, path
 
     val_batches = list(validation.repeat().take(controller_steps * epochs).as_numpy_iterator())
-    total = trainer_steps(train, epochs)
     history, step = [], 0
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -523,8 +520,9 @@ class Darts:
         return d_alpha - xi * (plus - minus) / (2.0 * eps)
 
     # -- The search -------------------------------------------------------------
-    def search(self, trainer, train, validation, epochs, rng, progress) -> list[dict[str, Any]]:
-        total = trainer_steps(train, epochs)
+    def search(
+        self, trainer, train, validation, epochs, total, rng, progress
+    ) -> list[dict[str, Any]]:
         val_iter = iter(validation.repeat())
         history: list[dict[str, Any]] = []
         name = "gdas" if self.gumbel else "darts"
