@@ -1,25 +1,30 @@
-"""Does DARTS collapse to parameter-free ops on NAS-Bench-201, and does early stopping help?
+"""Does DARTS collapse to parameter-free ops on NAS-Bench-201, and do the remedies help?
 
 Usage: python benchmarks/darts_collapse.py [--dataset=fashion_mnist] [--train_examples=2000]
            [--val_examples=2000] [--test_examples=5000] [--stem_filters=8]
            [--cells_per_stage=1] [--epochs=6] [--arch_learning_rate=3e-4]
-           [--max_parameter_free=3] [--warmup_epochs=3] [--retrain_examples=5000]
+           [--parameter_free_limit=2] [--max_parameter_free=3] [--warmup_epochs=3]
+           [--retrain_examples=5000]
            [--retrain_epochs=6] [--reference=ARCH_STRING] [--gdas] [--seed=0]
 
 DARTS (Liu et al. 2019) on the NAS-Bench-201 space is known to drift to
 parameter-free ops (skip connections, pooling, `none`): the architecture
 weights of the ops without weights of their own grow, and the derived cell
 ends up with few or no convolutions (Dong & Yang 2020; DARTS+, Liang et al.
-2019). `methods.run("darts", ..., max_parameter_free=n)` is the remedy:
-stop at the end of the first epoch whose derived architecture has `n`
-parameter-free edges, and keep the architecture derived the epoch before.
+2019). Two remedies: `methods.run("darts", ..., parameter_free_limit=k)`
+derives at most k parameter-free edges, the weakest others giving way to
+their best op with weights (P-DARTS, Chen et al. 2019): "remedy" below;
+`max_parameter_free=n` stops at the end of the first epoch whose argmax
+architecture has `n` parameter-free edges, and keeps the architecture
+derived the epoch before: "early_stop".
 
 This runs first-order DARTS on the same data and supernet seed without and
-with the remedy, the remedy after `--warmup_epochs` of training the shared
-weights alone (single paths, as SPOS; the architecture weights start
+with each remedy, the early stop after `--warmup_epochs` of training the
+shared weights alone (single paths, as SPOS; the architecture weights start
 learning only once the convolutions have weights worth choosing; 0 skips
-this run), and GDAS (`--no-gdas` skips it); prints each epoch's derived
-architecture and its number of parameter-free edges, then retrains every
+this run), and GDAS with the limit (`--no-gdas` skips it); prints each
+epoch's argmax and derived architecture and their numbers of
+parameter-free edges, then retrains every
 derived architecture standalone from scratch with the same recipe (AdamW,
 cosine decay, `--retrain_epochs` on the first `--retrain_examples`
 training images) and reports its test accuracy, next to a reference cell
@@ -118,8 +123,9 @@ def search(
     seconds = time.perf_counter() - start
     for h in result.history:
         print(
-            f"  epoch {h['epoch']}: parameter_free={h['parameter_free']} "
-            f"{space.key(h['architecture'])} supernet_acc={h['accuracy']:.4f}",
+            f"  epoch {h['epoch']}: argmax parameter_free={h['parameter_free']} derived "
+            f"{space.key(h['architecture'])} ({parameter_free(h['architecture'])}) "
+            f"supernet_acc={h['accuracy']:.4f}",
             flush=True,
         )
     arch = result.ranking[0]
@@ -157,11 +163,15 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--learning_rate", type=float, default=0.05, help="shared weights (SGD)")
     parser.add_argument("--arch_learning_rate", type=float, default=3e-4)
+    parser.add_argument("--parameter_free_limit", type=int, default=2)
     parser.add_argument("--max_parameter_free", type=int, default=3)
     parser.add_argument("--retrain_examples", type=int, default=5000)
     parser.add_argument("--retrain_epochs", type=int, default=6)
     parser.add_argument(
-        "--warmup_epochs", type=int, default=3, help="also: weights-only warm-up, then remedy"
+        "--warmup_epochs",
+        type=int,
+        default=3,
+        help="also: weights-only warm-up, then the early stop",
     )
     parser.add_argument(
         "--reference",
@@ -188,15 +198,18 @@ def main() -> None:
         f"arch_learning_rate={args.arch_learning_rate}",
         flush=True,
     )
+    limit = {"parameter_free_limit": args.parameter_free_limit}
     stop = {"max_parameter_free": args.max_parameter_free}
     runs: dict[str, tuple[str, dict[str, Any]]] = {
         "darts": ("darts", {}),
-        "remedy": ("darts", stop),
+        "remedy": ("darts", limit),
+        "early_stop": ("darts", stop),
     }
     if args.warmup_epochs:
         runs["warmup"] = ("darts", {**stop, "warmup": True})
     if args.gdas:
         runs["gdas"] = ("gdas", {})
+        runs["gdas_limit"] = ("gdas", limit)
     found = {}
     for name, (method, options) in runs.items():
         print(f"{name}: {method} {options}", flush=True)
@@ -209,10 +222,10 @@ def main() -> None:
         run["acc"] = retrain(space, run["arch"], data, args)
         print(f"  {name}: test={run['acc']:.4f}", flush=True)
     print()
-    print(f"{'run':9} {'arch':96} {'free':>4} {'epochs':>6} {'search_s':>8} {'test':>6}")
+    print(f"{'run':10} {'arch':96} {'free':>4} {'epochs':>6} {'search_s':>8} {'test':>6}")
     for name, run in found.items():
         print(
-            f"{name:9} {space.key(run['arch']):96} {parameter_free(run['arch']):4d} "
+            f"{name:10} {space.key(run['arch']):96} {parameter_free(run['arch']):4d} "
             f"{run['epochs']:6d} {run['seconds']:8.1f} {run['acc']:6.4f}"
         )
     darts, remedy = found["darts"], found["remedy"]

@@ -93,7 +93,8 @@ show(os.path.join(OUT, "oneshot_scores.png"))
 # DARTS mixes every op of an edge with softmax weights and learns them on validation
 # batches. On NAS-Bench-201 it tends to pick skip connections and pooling; each epoch's
 # derived architecture and how many of its 6 edges are parameter-free are in the history.
-# `options={"max_parameter_free": k}` stops the search before the derived cell has k.
+# `options={"parameter_free_limit": k}` derives at most k parameter-free edges (P-DARTS);
+# `options={"max_parameter_free": n}` stops the search before the argmax cell has n.
 
 # %%
 darts = kn.Search(

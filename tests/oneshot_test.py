@@ -199,6 +199,33 @@ def test_darts_learns_alpha_and_stops_early_on_parameter_free_ops():
         methods.run("darts", net, train_ds, val_ds, epochs=1, max_parameter_free=7)
 
 
+def test_parameter_free_limit_gives_way_to_the_best_op_with_weights():
+    space = nb201()
+    net = NASBench201Supernet(space)
+    trainer = OneShotTrainer(net, total_steps=1)
+    darts = methods.Darts(net, trainer, parameter_free_limit=2, seed=0)
+    free, valid = darts.parameter_free, darts.valid > 0
+    alpha = np.zeros(valid.shape, "float32")
+    weighted = []
+    for s in range(net.num_slots):
+        # Every slot's argmax is parameter-free, more strongly in later slots; the runner-up
+        # with weights differs from slot to slot.
+        alpha[s, np.flatnonzero(free[s] & valid[s])[0]] = 1.0 + s
+        w = np.flatnonzero(~free[s] & valid[s])[s % 2]
+        alpha[s, w] = 0.5
+        weighted.append(int(w))
+    darts.alpha.assign(alpha)
+    assert darts.count_parameter_free(darts.argmax()) == 6
+    derived = darts.derive()
+    assert darts.count_parameter_free(derived) == 2
+    assert derived[4:] == darts.argmax()[4:]  # the two strongest parameter-free slots stay
+    assert derived[:4] == weighted[:4]  # the others take their best candidate with weights
+    darts.parameter_free_limit = None
+    assert darts.derive() == darts.argmax()
+    with pytest.raises(ValueError, match="parameter_free_limit"):
+        methods.Darts(net, trainer, parameter_free_limit=6)
+
+
 def test_second_order_darts_matches_the_exact_unrolled_gradient():
     """The virtual step and finite-difference Hessian-vector product against nested tapes.
 

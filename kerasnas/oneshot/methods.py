@@ -177,7 +177,7 @@ def run(
             candidate trained equally often); `controller_steps`, `controller_batch`,
             `entropy_weight`, `algorithm` (ENAS); `order`,
             `arch_learning_rate`, `arch_weight_decay`, `max_parameter_free`,
-            `tau_max`, `tau_min` (DARTS, GDAS).
+            `parameter_free_limit` (DARTS, GDAS), `tau_max`, `tau_min` (GDAS).
 
     Returns:
         A `OneShotResult`.
@@ -192,8 +192,20 @@ def run(
         "uniform": {"drop_max", "ramp", "ghost_batch_size"},
         "spos": {"ghost_batch_size", "fair"},
         "enas": {"controller_steps", "controller_batch", "entropy_weight", "algorithm"},
-        "darts": {"order", "arch_learning_rate", "arch_weight_decay", "max_parameter_free"},
-        "gdas": {"arch_learning_rate", "arch_weight_decay", "tau_max", "tau_min"},
+        "darts": {
+            "order",
+            "arch_learning_rate",
+            "arch_weight_decay",
+            "max_parameter_free",
+            "parameter_free_limit",
+        },
+        "gdas": {
+            "arch_learning_rate",
+            "arch_weight_decay",
+            "parameter_free_limit",
+            "tau_max",
+            "tau_min",
+        },
     }[method]
     if candidates is not None and method not in ("uniform", "spos"):
         raise ValueError(
@@ -381,11 +393,16 @@ class Darts:
     Hessian-vector product by finite differences. The architecture is the
     argmax of alpha per slot.
 
-    `max_parameter_free` is a remedy for DARTS's collapse (on NAS-Bench-201
-    it drifts to parameter-free ops: skip connections, pooling, none): the
-    search stops at the end of the first epoch whose derived architecture
-    has that many parameter-free slots, and keeps the architecture derived
-    before (early stopping as in DARTS+, Liang et al. 2019).
+    Two remedies for DARTS's collapse (on NAS-Bench-201 it drifts to
+    parameter-free ops: skip connections, pooling, none):
+    `parameter_free_limit=k` derives at most k parameter-free slots: where
+    the argmax has more, the parameter-free winners with the lowest weight
+    give way to their slot's highest-weighted candidate with weights
+    (P-DARTS's limit on skip connections, Chen et al. 2019).
+    `max_parameter_free=n` stops the search at the end of the first epoch
+    whose argmax architecture has n parameter-free slots, and keeps the
+    architecture derived the epoch before (early stopping as in DARTS+,
+    Liang et al. 2019).
     """
 
     def __init__(
@@ -398,6 +415,7 @@ class Darts:
         arch_learning_rate: float = 3e-4,
         arch_weight_decay: float = 1e-3,
         max_parameter_free: int | None = None,
+        parameter_free_limit: int | None = None,
         tau_max: float = 10.0,
         tau_min: float = 0.1,
         seed: int = 0,
@@ -409,6 +427,11 @@ class Darts:
                 f"max_parameter_free must lie in [1, {supernet.num_slots}] (the slots). "
                 f"Received: {max_parameter_free!r}."
             )
+        if parameter_free_limit is not None and not 0 <= parameter_free_limit < supernet.num_slots:
+            raise ValueError(
+                f"parameter_free_limit must lie in [0, {supernet.num_slots - 1}] (fewer than the "
+                f"slots; None for no limit). Received: {parameter_free_limit!r}."
+            )
         if not 0 < tau_min <= tau_max:
             raise ValueError(f"Need 0 < tau_min <= tau_max. Received: {tau_min}, {tau_max}.")
         self.supernet = supernet
@@ -416,6 +439,7 @@ class Darts:
         self.gumbel = method == "gdas"
         self.order = order
         self.max_parameter_free = max_parameter_free
+        self.parameter_free_limit = parameter_free_limit
         self.tau_max, self.tau_min = tau_max, tau_min
         self.valid = supernet.candidate_mask()
         # Candidates without weights of their own (skip, pooling, none).
@@ -441,9 +465,27 @@ class Darts:
         """softmax(alpha) per slot (zero for padding)."""
         return tf.nn.softmax(self.alpha + self._mask, axis=-1).numpy() * self.valid
 
-    def derive(self) -> list[int]:
-        """The architecture: the highest-weighted candidate of each slot."""
+    def argmax(self) -> list[int]:
+        """The highest-weighted candidate of each slot."""
         return [int(i) for i in np.argmax(self.probabilities(), axis=-1)]
+
+    def count_parameter_free(self, path: Sequence[int]) -> int:
+        """Slots of `path` (candidate indices) whose candidate has no weights."""
+        return int(sum(self.parameter_free[s, k] for s, k in enumerate(path)))
+
+    def derive(self) -> list[int]:
+        """The architecture: the argmax, within `parameter_free_limit` if one is set."""
+        probs, chosen = self.probabilities(), self.argmax()
+        if self.parameter_free_limit is None:
+            return chosen
+        free = [s for s, k in enumerate(chosen) if self.parameter_free[s, k]]
+        weighted = (self.valid > 0) & ~self.parameter_free
+        # The weakest parameter-free winners give way first; slots without a candidate
+        # with weights cannot.
+        movable = sorted((s for s in free if weighted[s].any()), key=lambda s: probs[s, chosen[s]])
+        for s in movable[: max(len(free) - self.parameter_free_limit, 0)]:
+            chosen[s] = int(np.argmax(np.where(weighted[s], probs[s], -1.0)))
+        return chosen
 
     def _gumbel(self, rng: np.random.Generator) -> np.ndarray:
         u = rng.uniform(1e-6, 1 - 1e-6, self.valid.shape)
@@ -553,7 +595,7 @@ class Darts:
                 train, self.sampler(), rng, step, total, between=arch_step
             )
             derived = self.derive()
-            free = int(sum(self.parameter_free[s, k] for s, k in enumerate(derived)))
+            free = self.count_parameter_free(self.argmax())
             record = {
                 "epoch": epoch + 1,
                 "loss": loss,

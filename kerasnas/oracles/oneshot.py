@@ -34,7 +34,8 @@ class OneShotOracle(NasOracle):
     (single path, uniformly sampled), `"enas"` (Pham et al. 2018: the LSTM
     controller samples the paths and learns from their shared-weight
     accuracy), `"darts"` (Liu et al. 2019; `order=1` or `2`,
-    `max_parameter_free` against its collapse) and `"gdas"` (Gumbel-softmax).
+    `parameter_free_limit` and `max_parameter_free` against its collapse) and
+    `"gdas"` (Gumbel-softmax).
     The strategies `"oneshot"`, `"spos"`, `"enas"`, `"darts"` and `"gdas"` of
     `kerasnas.Search` are this oracle with that method.
 
