@@ -106,6 +106,16 @@ def test_ghost_batch_norm_normalises_each_ghost_batch_and_calibrates_exactly():
     y = layer(x, training=True).numpy()
     np.testing.assert_allclose(y[:4].mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(y[4:].mean(axis=0), 0, atol=1e-5)
+    # A batch that is no multiple of the ghost size is normalised as one, eagerly and traced
+    # with an unknown batch size.
+    odd = x[:6]
+    whole = (odd - odd.mean(axis=0)) / np.sqrt(odd.var(axis=0) + layer.epsilon)
+    np.testing.assert_allclose(layer(odd, training=True).numpy(), whole, atol=1e-5)
+    traced = tf.function(
+        lambda t: layer(t, training=True), input_signature=[tf.TensorSpec((None, 3))]
+    )
+    np.testing.assert_allclose(traced(odd).numpy(), whole, atol=1e-5)
+    np.testing.assert_allclose(traced(x).numpy(), y, atol=1e-5)
     layer.reset_statistics()
     batches = [rng.normal(m, 1, (16, 3)).astype("float32") for m in (1.0, 2.0, 6.0)]
     for b in batches:

@@ -58,10 +58,11 @@ class GhostBatchNorm(layers.Layer):
     """BatchNorm for supernets: batch (or ghost-batch) statistics while training.
 
     Training normalises each ghost batch of `virtual_batch_size` examples
-    with its own mean and variance (the whole batch when None) and updates no
-    running statistics. A `calibrate=True` call normalises with the batch's
-    statistics and adds them to an exact running mean (reset by
-    `reset_statistics()`); inference uses those calibrated statistics.
+    with its own mean and variance (the whole batch when None, or when the
+    batch is not a multiple of it) and updates no running statistics. A
+    `calibrate=True` call normalises with the batch's statistics and adds them
+    to an exact running mean (reset by `reset_statistics()`); inference uses
+    those calibrated statistics.
 
     Args:
         affine: Whether it learns a scale and an offset.
@@ -116,15 +117,29 @@ class GhostBatchNorm(layers.Layer):
             return self._normalize(x, mean, variance)
         if training:
             vbs = self.virtual_batch_size
-            if vbs:
-                shape = ops.shape(x)
-                ghosts = ops.reshape(x, (-1, vbs, *x.shape[1:]))
-                mean, variance = ops.moments(ghosts, axes=tuple(a + 1 for a in axes), keepdims=True)
-                y = self._normalize(ghosts, mean, variance)
-                return ops.reshape(y, shape)
-            mean, variance = ops.moments(x, axes=axes)
-            return self._normalize(x, mean, variance)
+            if not vbs:
+                return self._batch_normalize(x)
+            batch = x.shape[0]
+            if batch is not None:
+                return self._ghost_normalize(x) if batch % vbs == 0 else self._batch_normalize(x)
+            return ops.cond(
+                ops.shape(x)[0] % vbs == 0,
+                lambda: self._ghost_normalize(x),
+                lambda: self._batch_normalize(x),
+            )
         return self._normalize(x, self.moving_mean, self.moving_variance)
+
+    def _batch_normalize(self, x):
+        mean, variance = ops.moments(x, axes=tuple(range(len(x.shape) - 1)))
+        return self._normalize(x, mean, variance)
+
+    def _ghost_normalize(self, x):
+        """Each ghost batch on its own statistics (the batch is a multiple of the ghost size)."""
+        shape = ops.shape(x)
+        ghosts = ops.reshape(x, (-1, self.virtual_batch_size, *x.shape[1:]))
+        axes = tuple(range(1, len(ghosts.shape) - 1))
+        mean, variance = ops.moments(ghosts, axes=axes, keepdims=True)
+        return ops.reshape(self._normalize(ghosts, mean, variance), shape)
 
 
 class ReLUConvBN(layers.Layer):
