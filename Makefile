@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
+# Processes that run the test suite (pytest-xdist); each test runs in one of them.
+TEST_WORKERS ?= 2
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
@@ -37,7 +39,7 @@ datasets:
 	fi
 
 test: $(VENV)/.installed-test datasets
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=20
 
 bench: $(VENV)/.installed
 	@set -e; for b in benchmarks/*.py; do \

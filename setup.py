@@ -41,6 +41,7 @@ setup(
         "test": [
             "pytest>=7",
             "pytest-timeout>=2",  # A hung test fails (setup.cfg) instead of stalling CI.
+            "pytest-xdist>=3",  # `make test` runs the suite on 2 processes.
             "ruff>=0.4",
             "nbclient>=0.7",
             "nbformat>=5.7",
