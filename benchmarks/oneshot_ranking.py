@@ -5,6 +5,7 @@ Usage: python benchmarks/oneshot_ranking.py [--archs=30] [--dataset=fashion_mnis
            [--image_size=0] [--stem_filters=8] [--cells_per_stage=1]
            [--standalone_epochs=5] [--method=uniform] [--oneshot_epochs=6]
            [--oneshot_learning_rate=0.1] [--drop_max=0.9] [--seed=0]
+           [--standalone_json=PATH]
 
 The evidence of issue #8. Samples `--archs` distinct (non-isomorphic)
 architectures of the NAS-Bench-201 space and
@@ -46,10 +47,17 @@ less badly than 0.5 in short trials, though still near or below zero).
 Both sides are wall-clock times on a shared machine, so the ratio moves
 by 10-20% from run to run.
 
+`--standalone_json=PATH` saves the standalone results (accuracies and
+measured seconds) with the settings that produced them, and a later run with
+the same standalone settings loads them instead of training again, to try
+one-shot settings against one standalone ranking; the output says so. The
+figures on the benchmarks page come from runs without it.
+
 Last line: `kendall_tau=<x> spearman=<y> cost_ratio=<standalone/oneshot>`.
 """
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -155,6 +163,31 @@ def evaluate(model: keras.Model, split: tuple[np.ndarray, np.ndarray]) -> float:
     return float(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
 
 
+STANDALONE_SETTINGS = (
+    "archs", "dataset", "train_examples", "val_examples", "test_examples", "image_size",
+    "stem_filters", "cells_per_stage", "standalone_epochs", "batch_size", "learning_rate", "seed",
+)  # fmt: skip
+
+
+def load_standalone(path: str, args: argparse.Namespace, keys: list[str]) -> list | None:
+    """Saved standalone results for these settings and architectures, else None."""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        saved = json.load(f)
+    settings = {k: getattr(args, k) for k in STANDALONE_SETTINGS}
+    if saved.get("settings") != settings or saved.get("archs") != keys:
+        print(f"{path} holds standalone results of other settings: training again", flush=True)
+        return None
+    return saved["results"]
+
+
+def save_standalone(path: str, args: argparse.Namespace, keys: list[str], results: list) -> None:
+    settings = {k: getattr(args, k) for k in STANDALONE_SETTINGS}
+    with open(path, "w") as f:
+        json.dump({"settings": settings, "archs": keys, "results": results}, f, indent=1)
+
+
 def run_oneshot(
     space: kn.spaces.NASBench201Space,
     archs: list[dict[str, Any]],
@@ -217,6 +250,7 @@ def main() -> None:
     parser.add_argument("--calibration_batches", type=int, default=4)
     parser.add_argument("--orders", type=int, default=100, help="random-search orders")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--standalone_json", default="", help="save/load standalone results")
     args = parser.parse_args()
 
     data = load_data(args)
@@ -233,15 +267,24 @@ def main() -> None:
     # 1. Standalone: every architecture from scratch.
     print(f"standalone: {args.standalone_epochs} epochs each, AdamW lr={args.learning_rate}")
     print(f"{'#':>3} {'arch':62} {'params':>7} {'val':>6} {'test':>6} {'sec':>6}", flush=True)
+    keys = [space.key(v) for v in archs]
+    loaded = load_standalone(args.standalone_json, args, keys)
+    if loaded is not None:
+        print(f"(loaded from {args.standalone_json}, measured in an earlier run)", flush=True)
     standalone = []
     for i, values in enumerate(archs):
-        r = train_standalone(space, values, data, args, seed=args.seed * 1000 + i)
+        if loaded is not None:
+            r = loaded[i]
+        else:
+            r = train_standalone(space, values, data, args, seed=args.seed * 1000 + i)
         standalone.append(r)
         print(
             f"{i:3d} {space.key(values):62} {r['params']:7d} {r['val']:6.4f} "
             f"{r['test']:6.4f} {r['seconds']:6.1f}",
             flush=True,
         )
+    if args.standalone_json and loaded is None:
+        save_standalone(args.standalone_json, args, keys, standalone)
     standalone_s = sum(r["seconds"] for r in standalone)
     epoch_s = standalone_s / (n * args.standalone_epochs)
     training_s = standalone_s / n
