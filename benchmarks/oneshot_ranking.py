@@ -4,7 +4,7 @@ Usage: python benchmarks/oneshot_ranking.py [--archs=30] [--dataset=fashion_mnis
            [--train_examples=5000] [--val_examples=1000] [--test_examples=5000]
            [--image_size=0] [--stem_filters=8] [--cells_per_stage=1]
            [--standalone_epochs=5] [--method=uniform] [--oneshot_epochs=6]
-           [--oneshot_learning_rate=0.1] [--drop_max=0.9] [--seed=0]
+           [--oneshot_learning_rate=0.1] [--oneshot_optimizer=sgd] [--drop_max=0.9] [--seed=0]
            [--standalone_json=PATH]
 
 The evidence of issue #8. Samples `--archs` distinct (non-isomorphic)
@@ -211,6 +211,7 @@ def run_oneshot(
         epochs=args.oneshot_epochs,
         batch_size=args.oneshot_batch_size,
         learning_rate=args.oneshot_learning_rate,
+        optimizer=args.oneshot_optimizer,
         seed=args.seed,
         calibration_batches=args.calibration_batches,
         # ENAS ranks its controller's samples, not given candidates: one, then the 30 below.
@@ -246,6 +247,7 @@ def main() -> None:
     parser.add_argument("--oneshot_epochs", type=int, default=6)
     parser.add_argument("--oneshot_batch_size", type=int, default=128)
     parser.add_argument("--oneshot_learning_rate", type=float, default=0.1)
+    parser.add_argument("--oneshot_optimizer", default="sgd", choices=["sgd", "adam"])
     parser.add_argument("--drop_max", type=float, default=0.9, help="uniform")
     parser.add_argument("--calibration_batches", type=int, default=4)
     parser.add_argument("--orders", type=int, default=100, help="random-search orders")
@@ -292,7 +294,7 @@ def main() -> None:
     # 2. One-shot: one supernet, the same architectures scored through it.
     print(
         f"one-shot ({args.method}): {args.oneshot_epochs} supernet epochs, batch "
-        f"{args.oneshot_batch_size}, SGD lr={args.oneshot_learning_rate}",
+        f"{args.oneshot_batch_size}, {args.oneshot_optimizer} lr={args.oneshot_learning_rate}",
         flush=True,
     )
     scores, oneshot_s, result = run_oneshot(space, archs, data, args)

@@ -177,10 +177,14 @@ def test_methods_rank_distinct_candidates(method):
     net = NASBench201Supernet(space)
     train_ds, val_ds = datasets()
     options = {"controller_steps": 10, "controller_batch": 5} if method == "enas" else {}
+    if method == "uniform":  # Adam on the shared weights, instead of SGD.
+        options = {"optimizer": "adam", "learning_rate": 3e-3}
     result = methods.run(
         method, net, train_ds, val_ds, epochs=2, num_candidates=4, seed=0, progress=False,
         **options,
     )  # fmt: skip
+    if method == "uniform":
+        assert isinstance(result.trainer.optimizer, keras.optimizers.Adam)
     assert len(result.history) == 2
     assert result.history[1]["loss"] < result.history[0]["loss"] + 0.5
     assert 1 <= len(result.ranking) <= 4
@@ -340,6 +344,8 @@ def test_one_shot_strategies_explain_bad_input(tmp_path):
         kn.Search(nb201(), strategy="enas", directory=tmp_path, init="pretrained")
     with pytest.raises(ValueError, match="num_candidates"):
         kn.Search(nb201(), strategy="oneshot", max_trials=5, num_candidates=3)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        kn.Search(nb201(), strategy="spos", directory=tmp_path, optimizer="rmsprop")
     net = NASBench201Supernet(nb201())
     train_ds, val_ds = datasets(train=64, val=32)
     with pytest.raises(ValueError, match="do not apply to the 'spos' method"):

@@ -148,6 +148,7 @@ def run(
     distribution_strategy: Any = None,
     progress: bool = True,
     candidates: Sequence[Mapping[str, Scalar]] | None = None,
+    optimizer: str = "sgd",
     **options: Any,
 ) -> OneShotResult:
     """Runs a one-shot search method on a supernet.
@@ -162,7 +163,7 @@ def run(
         epochs: Passes over `train`. Defaults to 10.
         batch_size: Batch size of the supernet's weight steps. Defaults to 64.
         seed: Seed of the paths drawn.
-        learning_rate: Initial SGD learning rate of the shared weights.
+        learning_rate: Initial learning rate of the shared weights.
         weight_decay: L2 coefficient on the active kernels.
         num_candidates: Architectures ranked at the end. Defaults to 100.
         calibration_batches: Training batches that recompute a candidate's
@@ -172,6 +173,8 @@ def run(
         progress: Print a line per epoch.
         candidates: Architectures (decision values) to rank instead of
             drawing `num_candidates` (uniform and SPOS).
+        optimizer: Of the shared weights: `"sgd"` (Nesterov momentum) or
+            `"adam"`; see `OneShotTrainer`.
         **options: Method options: `drop_max`, `ramp`, `ghost_batch_size`
             (uniform); `fair` (SPOS with FairNAS's strict fairness: every
             candidate trained equally often); `controller_steps`, `controller_batch`,
@@ -241,6 +244,7 @@ def run(
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         distribution_strategy=distribution_strategy,
+        optimizer=optimizer,
     )
     rng = np.random.default_rng(seed)
     common = dict(
