@@ -48,9 +48,11 @@ Both sides are wall-clock times on a shared machine, so the ratio moves
 by 10-20% from run to run.
 
 `--standalone_json=PATH` saves the standalone results (accuracies and
-measured seconds) with the settings that produced them, and a later run with
-the same standalone settings loads them instead of training again, to try
-one-shot settings against one standalone ranking; the output says so. The
+measured seconds) with the settings that produced them, after each
+training, and a later run with the same standalone settings loads them
+instead of training again (and trains only those missing, so a long run can
+be split), to try one-shot settings against one standalone ranking; the
+output says so. The
 figures on the benchmarks page come from runs without it.
 
 Last line: `kendall_tau=<x> spearman=<y> cost_ratio=<standalone/oneshot>`.
@@ -169,23 +171,25 @@ STANDALONE_SETTINGS = (
 )  # fmt: skip
 
 
-def load_standalone(path: str, args: argparse.Namespace, keys: list[str]) -> list | None:
-    """Saved standalone results for these settings and architectures, else None."""
+def load_standalone(path: str, args: argparse.Namespace, keys: list[str]) -> list:
+    """Saved standalone results of these settings, in order (those trained so far)."""
     if not path or not os.path.exists(path):
-        return None
+        return []
     with open(path) as f:
         saved = json.load(f)
     settings = {k: getattr(args, k) for k in STANDALONE_SETTINGS}
     if saved.get("settings") != settings or saved.get("archs") != keys:
         print(f"{path} holds standalone results of other settings: training again", flush=True)
-        return None
+        return []
     return saved["results"]
 
 
 def save_standalone(path: str, args: argparse.Namespace, keys: list[str], results: list) -> None:
+    """Writes the results so far (a whole file or none: written aside, then renamed)."""
     settings = {k: getattr(args, k) for k in STANDALONE_SETTINGS}
-    with open(path, "w") as f:
+    with open(path + ".tmp", "w") as f:
         json.dump({"settings": settings, "archs": keys, "results": results}, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def run_oneshot(
@@ -271,22 +275,23 @@ def main() -> None:
     print(f"{'#':>3} {'arch':62} {'params':>7} {'val':>6} {'test':>6} {'sec':>6}", flush=True)
     keys = [space.key(v) for v in archs]
     loaded = load_standalone(args.standalone_json, args, keys)
-    if loaded is not None:
-        print(f"(loaded from {args.standalone_json}, measured in an earlier run)", flush=True)
+    if loaded:
+        print(f"(the first {len(loaded)} loaded from {args.standalone_json}, measured in an "
+              "earlier run)", flush=True)  # fmt: skip
     standalone = []
     for i, values in enumerate(archs):
-        if loaded is not None:
+        if i < len(loaded):
             r = loaded[i]
         else:
             r = train_standalone(space, values, data, args, seed=args.seed * 1000 + i)
+            if args.standalone_json:
+                save_standalone(args.standalone_json, args, keys, [*standalone, r])
         standalone.append(r)
         print(
             f"{i:3d} {space.key(values):62} {r['params']:7d} {r['val']:6.4f} "
             f"{r['test']:6.4f} {r['seconds']:6.1f}",
             flush=True,
         )
-    if args.standalone_json and loaded is None:
-        save_standalone(args.standalone_json, args, keys, standalone)
     standalone_s = sum(r["seconds"] for r in standalone)
     epoch_s = standalone_s / (n * args.standalone_epochs)
     training_s = standalone_s / n
