@@ -35,12 +35,20 @@ def rebatch(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> 
 OPTIMIZERS = ("sgd", "adam")
 
 
+def check_optimizer(optimizer: str) -> None:
+    """Raises ValueError unless `optimizer` names one of `OPTIMIZERS`."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={optimizer!r}."
+        )
+
+
 class OneShotTrainer:
     """Trains a supernet's shared weights and scores paths through it.
 
     Weight steps use SGD with Nesterov momentum (or Adam) and a cosine
-    learning-rate decay over `total_steps`, cross-entropy plus `weight_decay` times the
-    squared kernels of the shared layers and of the *active* candidates only
+    learning-rate decay over `total_steps`, cross-entropy plus `weight_decay`
+    times the squared kernels of the shared layers and of the *active* candidates only
     (Bender et al.: inactive paths are not regularised), and global-norm
     gradient clipping. Under a `distribution_strategy` each weight step runs
     on every replica (the supernet and optimizer must have been created in
@@ -72,10 +80,7 @@ class OneShotTrainer:
         distribution_strategy: Any = None,
         optimizer: str = "sgd",
     ):
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={optimizer!r}."
-            )
+        check_optimizer(optimizer)
         if learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive. Received: {learning_rate}.")
         if weight_decay < 0:

@@ -93,15 +93,12 @@ class OneShotOracle(NasOracle):
         **kwargs: Any,
     ):
         from kerasnas.oneshot.methods import METHODS, supernet_class
-        from kerasnas.oneshot.train import OPTIMIZERS
+        from kerasnas.oneshot.train import check_optimizer
 
         supernet_class(space)  # A space without a supernet is refused before any work.
         if method not in METHODS:
             raise ValueError(f"Unknown one-shot method {method!r}. Choose one of {list(METHODS)}.")
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={optimizer!r}."
-            )
+        check_optimizer(optimizer)  # Before any work, as the other arguments.
         if init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}. Received: init={init!r}.")
         if retrain_epochs is not None and (
