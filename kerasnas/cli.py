@@ -42,6 +42,7 @@ PROGRAM = "kerasnas"
 #: `--space` names and their classes.
 SPACES: dict[str, type[spaces.SearchSpace]] = {
     "nasnet": spaces.NASNetSpace,
+    "convnet": spaces.ConvNetSpace,
     "macro": spaces.MacroSpace,
     "nasbench101": spaces.NASBench101Space,
     "nasbench201": spaces.NASBench201Space,
@@ -134,7 +135,8 @@ flags.DEFINE_enum(
     "space",
     "nasnet",
     list(SPACES),
-    "Search space: nasnet (NASNet cells), macro (NAS-Bench-Macro), nasbench101, nasbench201.",
+    "Search space: nasnet (NASNet cells), convnet (plain/residual convolution stages, cheap "
+    "on a CPU), macro (NAS-Bench-Macro), nasbench101, nasbench201.",
 )
 flags.DEFINE_integer(
     "num_blocks", None, _space_help("num_blocks", "Blocks per cell"), lower_bound=1
