@@ -1,13 +1,14 @@
 """Does the proxy that trials train on rank architectures like full training does?
 
 Usage: python benchmarks/proxy_fidelity.py [--archs=15] [--dataset=fashion_mnist]
-           [--proxy_examples=5000] [--proxy_epochs=1] [--proxy_filters=8]
-           [--full_examples=20000] [--full_epochs=4] [--full_filters=16] [--seed=0]
+           [--proxy_examples=10000] [--proxy_epochs=2]
+           [--full_examples=50000] [--full_epochs=4] [--seed=0]
 
-Samples `--archs` architectures of the NASNet cell space (the default ops, 5
-blocks, 1 cell per stage) and trains each twice from the same seed: on the
-proxy (a subset of the training images, few epochs, few filters: what a
-search's trials do) and at full scale (more images, epochs and filters), both
+Samples `--archs` architectures of `ConvNetSpace()` (the space of
+benchmarks/fashion_mnist.py) and trains each twice from the same seed: on the
+proxy (a subset of the training images for few epochs with the short recipe:
+what that benchmark's trials do) and at full scale (all the training images,
+more epochs, the final recipe's label smoothing and random translation), both
 scored on the same validation images. Proxies bias the ranking; this measures
 by how much, with Kendall's tau and Spearman's rho between the two scores,
 and the cost of each in seconds.
@@ -28,20 +29,18 @@ from scipy import stats  # noqa: E402
 import kerasnas as kn  # noqa: E402
 
 
-def train(arch, filters: int, examples: int, epochs: int, data, seed: int) -> tuple[float, float]:
-    """Best validation accuracy and seconds of one training of `arch` at a scale."""
+def train(
+    space: kn.spaces.SearchSpace, arch, recipe: kn.Recipe, examples: int, data, seed: int
+) -> tuple[float, float]:
+    """Best validation accuracy and seconds of one training of `arch` with `recipe`."""
     (x, y), (xv, yv) = data
-    space = kn.spaces.NASNetSpace(
-        num_classes=10, input_shape=x.shape[1:], num_blocks=5, num_cells=1,
-        num_reductions=2, filters=filters,
-    )  # fmt: skip
+    epochs = recipe.epochs
     keras.utils.set_random_seed(seed)
-    model = kn.Recipe(epochs=epochs, batch_size=128, learning_rate=3e-3).compile(
-        space.build(arch), steps_per_epoch=-(-min(examples, len(x)) // 128)
-    )
+    model = recipe.compile(space.build(arch), steps_per_epoch=-(-min(examples, len(x)) // 128))
+    images = kn.data.to_dataset(x[:examples], y[:examples], 128, shuffle=True, seed=seed)
     start = time.perf_counter()
     history = model.fit(
-        kn.data.to_dataset(x[:examples], y[:examples], 128, shuffle=True, seed=seed),
+        recipe.augment(images),
         validation_data=kn.data.to_dataset(xv, yv, 256),
         epochs=epochs,
         verbose=0,
@@ -55,18 +54,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", type=int, default=15)
     parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--proxy_examples", type=int, default=5000)
-    parser.add_argument("--proxy_epochs", type=int, default=1)
-    parser.add_argument("--proxy_filters", type=int, default=8)
-    parser.add_argument("--full_examples", type=int, default=20_000)
+    parser.add_argument("--proxy_examples", type=int, default=10_000)
+    parser.add_argument("--proxy_epochs", type=int, default=2)
+    parser.add_argument("--full_examples", type=int, default=50_000)
     parser.add_argument("--full_epochs", type=int, default=4)
-    parser.add_argument("--full_filters", type=int, default=16)
     parser.add_argument("--val_examples", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     (x, y), (xv, yv), _ = kn.data.load(args.dataset)
     data = ((x, y), (xv[: args.val_examples], yv[: args.val_examples]))
-    space = kn.spaces.NASNetSpace(num_blocks=5, num_cells=1, num_reductions=2)
+    space = kn.spaces.ConvNetSpace(num_classes=10, input_shape=x.shape[1:])
+    # The trials' short recipe and the final one, as in benchmarks/fashion_mnist.py.
+    proxy_recipe = kn.Recipe(epochs=args.proxy_epochs, batch_size=128, learning_rate=3e-3)
+    full_recipe = proxy_recipe.replace(epochs=args.full_epochs, translate=0.1, label_smoothing=0.1)
     rng = np.random.default_rng(args.seed)
     archs = []
     while len(archs) < args.archs:
@@ -74,17 +74,17 @@ def main() -> None:
         if all(arch.hash() != a.hash() for a in archs):
             archs.append(arch)
     print(
-        f"{args.archs} architectures; proxy: {args.proxy_examples} images x "
-        f"{args.proxy_epochs} epochs x {args.proxy_filters} filters; full: "
-        f"{args.full_examples} x {args.full_epochs} x {args.full_filters}",
+        f"{args.archs} architectures of ConvNetSpace; proxy: {args.proxy_examples} images x "
+        f"{args.proxy_epochs} epochs; full: {args.full_examples} x {args.full_epochs} "
+        "(label smoothing, random translation)",
         flush=True,
     )
     print(f"{'arch':10} {'proxy':>7} {'full':>7} {'proxy_s':>8} {'full_s':>8}", flush=True)
     proxy, full, proxy_s, full_s = [], [], 0.0, 0.0
     for i, arch in enumerate(archs):
         seed = args.seed * 1000 + i
-        p, ps = train(arch, args.proxy_filters, args.proxy_examples, args.proxy_epochs, data, seed)
-        f, fs = train(arch, args.full_filters, args.full_examples, args.full_epochs, data, seed)
+        p, ps = train(space, arch, proxy_recipe, args.proxy_examples, data, seed)
+        f, fs = train(space, arch, full_recipe, args.full_examples, data, seed)
         proxy.append(p)
         full.append(f)
         proxy_s += ps
