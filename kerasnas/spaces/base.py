@@ -271,6 +271,22 @@ def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
     return model
 
 
+def check_choices(
+    arg: str, values: Sequence[Any], kind: type, valid: Any, what: str
+) -> tuple[Any, ...]:
+    """`values` as a tuple of `kind`, or ValueError unless they are distinct and `valid`.
+
+    `what` says what `valid` checks, for the message (e.g. "positive").
+    """
+    try:
+        out = tuple(kind(v) for v in values)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{arg} must be a list of numbers. Received: {values!r}.") from err
+    if not out or len(set(out)) != len(out) or not all(valid(v) for v in out):
+        raise ValueError(f"{arg} must be distinct values, each {what}. Received: {list(values)}.")
+    return out
+
+
 def _item(value: Any) -> Scalar:
     """Turns numpy scalars into plain Python ones (trial values must be)."""
     return value.item() if isinstance(value, np.generic) else value

@@ -10,7 +10,13 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.base import (
+    Decision,
+    SearchSpace,
+    check_choices,
+    classifier_head,
+    compile_classifier,
+)
 
 
 class ChainSpace(SearchSpace):
@@ -56,12 +62,8 @@ class ChainSpace(SearchSpace):
     ):
         if not isinstance(max_layers, int) or max_layers < 1:
             raise ValueError(f"max_layers must be an integer >= 1. Received: {max_layers!r}.")
-        filters = tuple(int(f) for f in filters)
-        kernels = tuple(int(k) for k in kernels)
-        if not filters or any(f < 1 for f in filters) or len(set(filters)) != len(filters):
-            raise ValueError(f"filters must be distinct positive counts. Received: {filters}.")
-        if not kernels or any(k < 1 for k in kernels) or len(set(kernels)) != len(kernels):
-            raise ValueError(f"kernels must be distinct positive sizes. Received: {kernels}.")
+        filters = check_choices("filters", filters, int, lambda v: v >= 1, "positive")
+        kernels = check_choices("kernels", kernels, int, lambda v: v >= 1, "positive")
         if not isinstance(pool_every, int) or pool_every < 0:
             raise ValueError(f"pool_every must be an integer >= 0. Received: {pool_every!r}.")
         if learning_rate <= 0:

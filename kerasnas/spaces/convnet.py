@@ -10,7 +10,13 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.base import (
+    Decision,
+    SearchSpace,
+    check_choices,
+    classifier_head,
+    compile_classifier,
+)
 
 HEADS = ("gap", "dense")
 
@@ -78,10 +84,10 @@ class ConvNetSpace(SearchSpace):
         if learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive. Received: {learning_rate}.")
         self.num_stages = num_stages
-        self.widths = _choices("widths", widths, int, lambda v: v >= 1, "positive")
-        self.depths = _choices("depths", depths, int, lambda v: v >= 1, "positive")
-        self.kernels = _choices("kernels", kernels, int, lambda v: v >= 1, "positive")
-        self.dropouts = _choices(
+        self.widths = check_choices("widths", widths, int, lambda v: v >= 1, "positive")
+        self.depths = check_choices("depths", depths, int, lambda v: v >= 1, "positive")
+        self.kernels = check_choices("kernels", kernels, int, lambda v: v >= 1, "positive")
+        self.dropouts = check_choices(
             "dropouts", dropouts, float, lambda v: 0.0 <= v < 1.0, "in [0, 1)"
         )
         self.dense_units = dense_units
@@ -164,13 +170,3 @@ class ConvNetSpace(SearchSpace):
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
         return compile_classifier(model, self.learning_rate)
 
-
-def _choices(arg: str, values: Sequence[Any], kind: type, valid, what: str) -> tuple:
-    """Validates a non-empty list of distinct choices of one kind."""
-    try:
-        out = tuple(kind(v) for v in values)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{arg} must be a list of numbers. Received: {values!r}.") from err
-    if not out or len(set(out)) != len(out) or not all(valid(v) for v in out):
-        raise ValueError(f"{arg} must be distinct values, each {what}. Received: {list(values)}.")
-    return out
