@@ -138,18 +138,22 @@ def run_keras_tuner(data, args, directory: str) -> float:
         project_name="keras_tuner", overwrite=True,
     )  # fmt: skip
     sub = slice(0, args.trial_examples)
-    longest, trials = 0.0, 0
+    longest, trials, seconds = 0.0, 0, {}
     while time.perf_counter() + longest <= deadline:  # The same stopping rule as kerasnas.
         tuner.oracle.max_trials = trials + 1
         began = time.perf_counter()
         tuner.search(x[sub], y[sub], validation_data=(xv, yv), epochs=args.trial_epochs,
                      batch_size=128, verbose=0)  # fmt: skip
-        longest = max(longest, time.perf_counter() - began)
+        took = time.perf_counter() - began
+        longest = max(longest, took)
         trials += 1
+        newest = max(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id))
+        seconds[newest.trial_id] = took
         best = tuner.oracle.get_best_trials(1)[0]
-        log(f"keras_tuner: trial {trials} took {time.perf_counter() - began:.0f}s, "
-            f"best val_accuracy {best.score:.4f}")  # fmt: skip
-    speed = longest / (args.trial_examples * args.trial_epochs)
+        log(f"keras_tuner: trial {trials} took {took:.0f}s, best val_accuracy {best.score:.4f}")
+    # The final training's epochs: at the speed the best network trained at in its trial.
+    speed = seconds[best.trial_id] / (args.trial_examples * args.trial_epochs)
+    log(f"keras_tuner: best {best.hyperparameters.values}")
     left = budget - (time.perf_counter() - start)
     epochs = final_epochs(left, speed, len(x) + len(xv))
     log(f"keras_tuner: {trials} trials; final training {epochs} epochs in {left:.0f}s left")
