@@ -67,9 +67,18 @@ def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
 
-def final_epochs(seconds_left: float, seconds_per_example_epoch: float, examples: int) -> int:
-    """Epochs of `examples` that fit in `seconds_left` (10 % margin), at least 1."""
-    per_epoch = seconds_per_example_epoch * examples * 1.1
+def final_epochs(
+    seconds_left: float, trial_seconds: float, args: argparse.Namespace, examples: int, val: int
+) -> int:
+    """Epochs of `examples` that fit in `seconds_left` (10 % margin), at least 1.
+
+    The speed is the network's in its trial, which took `trial_seconds` for
+    `--trial_epochs` epochs of `--trial_examples` training images and a pass
+    over the `val` validation images after each; a validation image counts
+    as a third of a training image (a forward pass, without the backward one).
+    """
+    trained = args.trial_epochs * (args.trial_examples + val / 3)
+    per_epoch = trial_seconds / trained * examples * 1.1
     return max(1, int(seconds_left // per_epoch))
 
 
@@ -88,9 +97,9 @@ def run_kerasnas(data, args, directory: str) -> float:
     done = search.completed_trials()
     best = search.best_trials(1)[0]
     # The final training's epochs: at the speed the retrained network trained in its trial.
-    speed = best.metrics.get_last_value("train_time") / (args.trial_examples * args.trial_epochs)
+    trial_seconds = best.metrics.get_last_value("train_time")
     left = budget - (time.perf_counter() - start)
-    epochs = final_epochs(left, speed, len(x) + len(xv))
+    epochs = final_epochs(left, trial_seconds, args, len(x) + len(xv), len(xv))
     log(f"kerasnas: {len(done)} trials; best val_accuracy {best.score:.4f} "
         f"{search.best_architectures(1)[0].choices}")  # fmt: skip
     log(f"kerasnas: final training {epochs} epochs in {left:.0f}s left")
@@ -152,10 +161,10 @@ def run_keras_tuner(data, args, directory: str) -> float:
         best = tuner.oracle.get_best_trials(1)[0]
         log(f"keras_tuner: trial {trials} took {took:.0f}s, best val_accuracy {best.score:.4f}")
     # The final training's epochs: at the speed the best network trained at in its trial.
-    speed = seconds[best.trial_id] / (args.trial_examples * args.trial_epochs)
+    trial_seconds = seconds[best.trial_id]
     log(f"keras_tuner: best {best.hyperparameters.values}")
     left = budget - (time.perf_counter() - start)
-    epochs = final_epochs(left, speed, len(x) + len(xv))
+    epochs = final_epochs(left, trial_seconds, args, len(x) + len(xv), len(xv))
     log(f"keras_tuner: {trials} trials; final training {epochs} epochs in {left:.0f}s left")
     keras.utils.set_random_seed(args.seed)
     model = cnn(tuner.get_best_hyperparameters(1)[0])
