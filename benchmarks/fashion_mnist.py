@@ -21,14 +21,15 @@ which halves the wall-clock time of a 2-contender run at one core each.
   would be touched (`Search(time_budget=, reserve=)`), then `search.retrain`
   trains the best network on all 60,000 training images (train +
   validation) with the final recipe (cosine schedule, label smoothing,
-  random translation), for as many epochs as the time left allows at the
-  speed that network trained at in its trial.
+  random translation) for as many epochs as fit in the time left
+  (`retrain(time_budget=...)`: its speed measured on a few steps).
 - keras-tuner: `RandomSearch` over a typical hand-written CNN space (1-3
   conv blocks of two 3x3 convolutions, filters, batch norm, dropout, dense
   units, learning rate), trials on the same examples and epochs, stopped by
   the same rule; the best hyperparameters are then trained on train +
-  validation for the epochs the time left allows (Adam at the searched rate,
-  as a keras-tuner user would).
+  validation for the epochs the time left allows at the speed of its trial
+  (its validation passes counted; Adam at the searched rate, as a
+  keras-tuner user would).
 - AutoKeras: `ak.ImageClassifier` on the same examples and epochs, when
   `autokeras` is installed (else `nan`); no new trial starts after 85 % of
   the budget, then AutoKeras's own final fit trains the best model (on the
@@ -96,15 +97,14 @@ def run_kerasnas(data, args, directory: str) -> float:
     search.fit(x[sub], y[sub], validation_data=(xv, yv))
     done = search.completed_trials()
     best = search.best_trials(1)[0]
-    # The final training's epochs: at the speed the retrained network trained in its trial.
-    trial_seconds = best.metrics.get_last_value("train_time")
-    left = budget - (time.perf_counter() - start)
-    epochs = final_epochs(left, trial_seconds, args, len(x) + len(xv), len(xv))
+    left = search.time_left()
     log(f"kerasnas: {len(done)} trials; best val_accuracy {best.score:.4f} "
         f"{search.best_architectures(1)[0].choices}")  # fmt: skip
-    log(f"kerasnas: final training {epochs} epochs in {left:.0f}s left")
-    final = trial_recipe.replace(epochs=epochs, translate=0.1, label_smoothing=0.1)
-    model = search.retrain(x, y, (xv, yv), recipe=final)
+    log(f"kerasnas: final training in the {left:.0f}s left")
+    final = trial_recipe.replace(translate=0.1, label_smoothing=0.1)
+    # As many epochs as fit in what is left (its speed measured on a few steps), less
+    # a margin for the test pass.
+    model = search.retrain(x, y, (xv, yv), recipe=final, time_budget=left - 20)
     _, acc = model.evaluate(xt, yt, verbose=0)
     log(f"kerasnas: test accuracy {acc:.4f} after {time.perf_counter() - start:.0f}s")
     return float(acc)

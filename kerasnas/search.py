@@ -376,6 +376,19 @@ class Search:
         return self._tuner
 
     # -- Results ------------------------------------------------------------
+    def time_left(self) -> float | None:
+        """Seconds of `time_budget` not used yet, e.g. for `retrain(time_budget=...)`.
+
+        The budget less what the search has used: the wall time since `fit()`
+        began plus earlier runs' trials when a project resumes; the whole
+        budget before `fit()`. None without a `time_budget`.
+        """
+        if self.time_budget is None:
+            return None
+        if self._tuner is None:
+            return float(self.time_budget)
+        return max(0.0, self.time_budget - self._tuner.time_used())
+
     def completed_trials(self) -> list[trial_module.Trial]:
         return [
             t for t in self.oracle.trials.values() if t.status == trial_module.TrialStatus.COMPLETED
@@ -472,6 +485,7 @@ class Search:
         batch_size: int | None = None,
         top_k: int = 1,
         recipe: Recipe | None = None,
+        time_budget: float | None = None,
     ) -> keras.Model:
         """Trains the best network again from scratch, for the final model.
 
@@ -497,12 +511,30 @@ class Search:
             recipe: The `kerasnas.Recipe` of the final training. Defaults to
                 the search's recipe (with `epochs` when given); without
                 either, models train with the space's compile.
+            time_budget: Seconds the retraining may take (split evenly among
+                the `top_k` networks), instead of `epochs`: each network's
+                speed is measured on a few steps of a throwaway copy (the
+                same data pipeline, batch size and compile), and it trains
+                for as many epochs as fit, at least one (a learning-rate
+                schedule then spans those epochs). E.g. what a
+                `Search(time_budget=..., reserve=...)` reserved.
 
         Returns:
             The retrained model.
         """
         if recipe is not None and not isinstance(recipe, Recipe):
             raise ValueError(f"recipe must be a kerasnas.Recipe. Received: {recipe!r}.")
+        if time_budget is not None:
+            if isinstance(time_budget, bool) or not (
+                isinstance(time_budget, (int, float)) and time_budget > 0
+            ):
+                raise ValueError(
+                    f"time_budget must be a number of seconds > 0. Received: {time_budget!r}."
+                )
+            if epochs is not None:
+                raise ValueError("Pass epochs or time_budget to retrain(), not both.")
+            epochs = 1  # A placeholder: each network's epochs come from its measured speed.
+        started = time.perf_counter()
         recipe, epochs, batch_size = _resolve_recipe(
             recipe or self.recipe, epochs, batch_size, None, 32
         )
@@ -553,6 +585,8 @@ class Search:
         else:
             train_data = dataset(train, shuffle=True)
         steps = 1
+        # Batches per epoch, for the epochs that fit in the time budget.
+        epoch_steps = steps_per_epoch(train_data) if time_budget is not None else 0
         if recipe is not None:
             steps = recipe.steps_in(train_data)
             train_data = recipe.augment(train_data, seed=0 if self.seed is None else self.seed)
@@ -560,17 +594,32 @@ class Search:
         better = max if self.objective.direction == "max" else min
         tuner = self._get_tuner()
         best: tuple[float, keras.Model] | None = None
-        for trial in trials:
+        for i, trial in enumerate(trials):
+            note = ""
+            if time_budget is not None:
+                # This network's share: what is left of the budget over the networks left.
+                share = (time_budget - (time.perf_counter() - started)) / (len(trials) - i)
+                began = time.perf_counter()
+                probe = tuner._try_build(trial.hyperparameters)
+                if recipe is not None:
+                    with maybe_distribute(self.distribution_strategy):
+                        recipe.compile(probe, steps, self.space.metrics)
+                step_s, first_s = measure_step_seconds(probe, train_data)
+                del probe
+                epochs = epochs_within(
+                    share - (time.perf_counter() - began), step_s, epoch_steps, first_s
+                )
+                note = f" (time_budget: {share:.0f} s, {step_s * 1000:.0f} ms a step)"
             if self.seed is not None:
                 keras.utils.set_random_seed(self.seed * 100_003 + int(trial.trial_id))
             model = tuner._try_build(trial.hyperparameters)
             if recipe is not None:
                 with maybe_distribute(self.distribution_strategy):
-                    recipe.compile(model, steps, self.space.metrics)
+                    recipe.replace(epochs=epochs).compile(model, steps, self.space.metrics)
             if self.verbose:
                 print(
                     f"[kerasnas] retraining trial {trial.trial_id} ({model.count_params():,} "
-                    f"params) for {epochs} epochs",
+                    f"params) for {epochs} epochs{note}",
                     flush=True,
                 )
             callbacks = [_EpochProgress(epochs)] if self.verbose else []
@@ -759,6 +808,53 @@ def _resolve_recipe(
     changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
     recipe = recipe.replace(**changes) if changes else recipe
     return recipe, recipe.epochs, recipe.batch_size
+
+
+class _StepTimes(keras.callbacks.Callback):
+    """Records when each training step ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.begin = 0.0
+        self.ends: list[float] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.ends.append(time.perf_counter())
+
+
+def measure_step_seconds(model: keras.Model, dataset: Any, steps: int = 20) -> tuple[float, float]:
+    """Seconds per training step of a compiled `model` on a batched `dataset`, and of its first.
+
+    Trains `model` (a throwaway: its weights change) on up to `steps` + 5
+    batches; the first step (tracing) and the next 4 (warming up) are left
+    out of the per-step figure. Fewer batches, down to 2, are timed when the
+    dataset has fewer.
+    """
+    timer = _StepTimes()
+    model.fit(dataset.repeat().take(steps + 5), epochs=1, verbose=0, shuffle=False,
+              callbacks=[timer])  # fmt: skip
+    ends = timer.ends
+    first = ends[0] - timer.begin
+    skip = min(5, len(ends) - 2)
+    return (ends[-1] - ends[skip]) / (len(ends) - 1 - skip), first
+
+
+def steps_per_epoch(dataset: Any) -> int:
+    """Batches in one pass over a batched dataset (counted when its length is unknown)."""
+    n = int(dataset.cardinality())
+    if n >= 0:
+        return n
+    return sum(1 for _ in dataset)
+
+
+def epochs_within(seconds: float, step_seconds: float, steps: int, first_step: float) -> int:
+    """Epochs of `steps` steps that fit in `seconds` (5 % margin, plus the first step's
+    tracing once), at least 1."""
+    per_epoch = step_seconds * steps * 1.05
+    return max(1, int((seconds - first_step) // per_epoch))
 
 
 class _EpochProgress(keras.callbacks.Callback):

@@ -19,6 +19,7 @@ def test_the_stop_rule():
 
 def test_bad_budgets_are_refused():
     space = kn.spaces.ChainSpace()
+    assert kn.Search(space).time_left() is None
     with pytest.raises(ValueError, match="time_budget must be > 0"):
         kn.Search(space, time_budget=0)
     with pytest.raises(ValueError, match="reserve must be >= 0 and less than time_budget"):
@@ -35,9 +36,12 @@ def test_a_budgeted_search_stops_before_overrunning(tmp_path, capsys):
     budget = 4.5 * trial
     search = kn.Search(space, strategy="random", max_trials=50, seed=0, directory=tmp_path,
                        time_budget=budget, reserve=trial)  # fmt: skip
+    assert search.time_left() == budget
     start = time.perf_counter()
     search.fit(x, y, validation_data=(xv, yv), epochs=1)
     elapsed = time.perf_counter() - start
+    # What the search left of the budget (the reserve at least, unless a trial overran).
+    assert 0 <= search.time_left() <= budget - elapsed + 2.0  # (its clock starts in fit)
     out = capsys.readouterr().out
     done = len(search.completed_trials())
     assert 1 <= done < 50

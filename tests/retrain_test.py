@@ -50,3 +50,40 @@ def test_retrain_refuses_bad_input(search):
         search.retrain(x, y, epochs=0)
     with pytest.raises(ValueError, match="shape"):
         search.retrain(np.zeros((10, 4, 4, 1), "float32"), np.zeros(10, "int64"), epochs=1)
+
+
+def test_epochs_within_a_time_budget():
+    from kerasnas.search import epochs_within
+
+    # 100 steps of 0.1 s (plus 5 % margin) per epoch; the first step's 5 s once.
+    assert epochs_within(100.0, 0.1, 100, 5.0) == 9
+    assert epochs_within(1.0, 0.1, 100, 5.0) == 1  # At least one epoch.
+
+
+def test_step_seconds_are_measured_on_a_few_steps():
+    from kerasnas.search import measure_step_seconds
+
+    (x, y), _ = tiny.digits(64, 10)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    dataset = kn.data.to_dataset(x, y, 32)  # 2 batches: repeated to 25 steps.
+    step, first = measure_step_seconds(model, dataset)
+    assert int(model.optimizer.iterations) == 25
+    assert 0 < step < first
+
+
+def test_retrain_within_a_time_budget(search, capsys):
+    (x, y), (xv, yv) = tiny.digits(300, 100)
+    recipe = kn.Recipe(epochs=50, batch_size=50, learning_rate=0.01)
+    model = search.retrain(x, y, (xv, yv), recipe=recipe, time_budget=4.0)
+    out = capsys.readouterr().out
+    epochs = int(re.search(r"for (\d+) epochs \(time_budget: \d+ s, \d+ ms a step\)", out)[1])
+    assert epochs >= 1 and out.count("  epoch ") == epochs
+    assert int(model.optimizer.iterations) == epochs * math.ceil(400 / 50)
+    # The cosine schedule spans those epochs: it has decayed to zero at the end.
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        search.retrain(x, y, epochs=2, time_budget=10)
+    with pytest.raises(ValueError, match="time_budget must be a number of seconds > 0"):
+        search.retrain(x, y, recipe=recipe, time_budget=0)
