@@ -217,10 +217,12 @@ def test_resume_keeps_descriptors_and_a_missing_checkpoint_trains_from_scratch(t
 
 
 def test_inheriting_children_train_at_a_scaled_learning_rate(tmp_path):
-    search = run(tmp_path, 5, learning_rate_scale=0.25)
+    # Seven trials: a grandchild needs a child to score best, which 3 children did not
+    # always give (scores vary a little between runs on CPU).
+    search = run(tmp_path, 7, learning_rate_scale=0.25)
     tuner = search._get_tuner()
     grandchildren = 0
-    for trial_id in ("2", "3", "4"):
+    for trial_id in ("2", "3", "4", "5", "6"):
         child = search.oracle.trials[trial_id]
         found = lineage.of(child.hyperparameters.values)
         assert found.lr_scale == 0.25
