@@ -388,7 +388,9 @@ MIRRORED_STEP = textwrap.dedent(
         results.append((loss, [w.copy() for w in net.get_weights()]))
     print("VARIABLE", type(mirrored.trainable_variables[0].value).__name__)
     print("LOSS", results[0][0], results[1][0])
-    print("MAXDIFF", max(float(np.abs(a - b).max()) for a, b in zip(results[0][1], results[1][1])))
+    diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(results[0][1], results[1][1])])
+    print("MAXDIFF", float(diffs.max()))
+    print("MEANDIFF", float(diffs.mean()))
     train = tf.data.Dataset.from_tensor_slices((x[:256], y[:256])).batch(64)
     val = tf.data.Dataset.from_tensor_slices((xv[:128], yv[:128])).batch(128)
     for method in ("darts",):  # Weight steps on both replicas, alpha steps on one device.
@@ -415,5 +417,9 @@ def test_weight_steps_under_mirrored_strategy_match_one_device(tmp_path):
     assert "Mirrored" in lines["VARIABLE"][0]
     single_loss, mirrored_loss = map(float, lines["LOSS"])
     assert mirrored_loss == pytest.approx(single_loss, rel=1e-4)
-    assert float(lines["MAXDIFF"][0]) < 1e-4
+    # Equal up to float rounding; a rounding difference that flips a ReLU or a max-pool
+    # choice changes a few weights by a step's size (0.006 seen once), while a wrong
+    # all-reduce (a sum, one replica's gradient) would change every weight.
+    assert float(lines["MEANDIFF"][0]) < 1e-4
+    assert float(lines["MAXDIFF"][0]) < 0.05
     assert "RAN darts" in run.stdout
