@@ -828,18 +828,16 @@ class _StepTimes(keras.callbacks.Callback):
 def measure_step_seconds(model: keras.Model, dataset: Any, steps: int = 20) -> tuple[float, float]:
     """Seconds per training step of a compiled `model` on a batched `dataset`, and of its first.
 
-    Trains `model` (a throwaway: its weights change) on up to `steps` + 5
-    batches; the first step (tracing) and the next 4 (warming up) are left
-    out of the per-step figure. Fewer batches, down to 2, are timed when the
-    dataset has fewer.
+    Trains `model` (a throwaway: its weights change) on `steps` + 5 batches
+    (the dataset repeated when it has fewer); the first step (tracing) and
+    the next 4 (warming up) are left out of the per-step figure.
     """
     timer = _StepTimes()
     model.fit(dataset.repeat().take(steps + 5), epochs=1, verbose=0, shuffle=False,
               callbacks=[timer])  # fmt: skip
     ends = timer.ends
     first = ends[0] - timer.begin
-    skip = min(5, len(ends) - 2)
-    return (ends[-1] - ends[skip]) / (len(ends) - 1 - skip), first
+    return (ends[-1] - ends[5]) / (len(ends) - 6), first
 
 
 def steps_per_epoch(dataset: Any) -> int:
