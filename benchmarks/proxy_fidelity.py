@@ -8,10 +8,10 @@ Samples `--archs` architectures of `ConvNetSpace()` (the space of
 benchmarks/fashion_mnist.py) and trains each twice from the same seed: on the
 proxy (a subset of the training images for few epochs with the short recipe:
 what that benchmark's trials do) and at full scale (all the training images,
-more epochs, the final recipe's label smoothing and random translation), both
-scored on the same validation images. Proxies bias the ranking; this measures
-by how much, with Kendall's tau and Spearman's rho between the two scores,
-and the cost of each in seconds.
+more epochs, the final recipe's label smoothing, random translation and
+horizontal flip), both scored on the same validation images. Proxies bias the
+ranking; this measures by how much, with Kendall's tau and Spearman's rho
+between the two scores, and the cost of each in seconds.
 
 Last line: `kendall_tau=<x> spearman=<y> archs=<n> proxy_s=<s> full_s=<s>`.
 """
@@ -66,7 +66,9 @@ def main() -> None:
     space = kn.spaces.ConvNetSpace(num_classes=10, input_shape=x.shape[1:])
     # The trials' short recipe and the final one, as in benchmarks/fashion_mnist.py.
     proxy_recipe = kn.Recipe(epochs=args.proxy_epochs, batch_size=128, learning_rate=3e-3)
-    full_recipe = proxy_recipe.replace(epochs=args.full_epochs, translate=0.1, label_smoothing=0.1)
+    full_recipe = proxy_recipe.replace(
+        epochs=args.full_epochs, translate=0.1, flip=True, label_smoothing=0.1
+    )
     rng = np.random.default_rng(args.seed)
     archs = []
     while len(archs) < args.archs:
@@ -76,7 +78,7 @@ def main() -> None:
     print(
         f"{args.archs} architectures of ConvNetSpace; proxy: {args.proxy_examples} images x "
         f"{args.proxy_epochs} epochs; full: {args.full_examples} x {args.full_epochs} "
-        "(label smoothing, random translation)",
+        "(label smoothing, random translation and flip)",
         flush=True,
     )
     print(f"{'arch':10} {'proxy':>7} {'full':>7} {'proxy_s':>8} {'full_s':>8}", flush=True)
