@@ -37,6 +37,19 @@ def test_decisions_round_trip_and_mutate():
     assert heads == {"gap", "dense"}
 
 
+def test_residual_is_canonical_when_no_stage_has_a_second_layer():
+    space = ConvNetSpace()
+    plain = space.decode(_values())
+    assert space.decode(_values(residual=True)) == plain  # The same network: one hash.
+    assert space.decode(_values(residual=True)).choices["residual"] is False
+    deep = _values(**{"stage_1/depth": 2})
+    assert space.decode({**deep, "residual": True}).hash() != space.decode(deep).hash()
+    # A mutation never lands on the same network under another name.
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assert space.mutate(plain, rng).hash() != plain.hash()
+
+
 def test_models_follow_the_choices():
     space = ConvNetSpace(num_classes=10, input_shape=(28, 28, 1), dense_units=32)
     model = space.build(space.decode(_values()))

@@ -35,7 +35,9 @@ class ConvNetSpace(SearchSpace):
     kernel size is the stage's, then a 2x2 max pooling (layers
     `stage{s}_conv{i}_conv`, `..._bn`, `..._relu`, `..._add`, `stage{s}_pool`). With `residual`,
     every layer after a stage's first adds its input to its output (the
-    shapes match there). The head is global average pooling (`"gap"`) or
+    shapes match there); when every stage has one layer there is nothing to
+    add, and such an architecture decodes with `residual=False` (one network,
+    one hash). The head is global average pooling (`"gap"`) or
     flattening and a ReLU dense layer of `dense_units` (`"dense"`), then
     dropout at the searched rate and the softmax classifier.
 
@@ -132,7 +134,10 @@ class ConvNetSpace(SearchSpace):
                 f"Choices {sorted(extra)} are not decisions of this ConvNetSpace; its "
                 f"decisions are {[d.name for d in self.decisions]}."
             )
-        return Architecture(choices={d.name: values[d.name] for d in self.decisions})
+        choices = {d.name: values[d.name] for d in self.decisions}
+        if all(choices[f"stage_{s}/depth"] == 1 for s in range(self.num_stages)):
+            choices["residual"] = False  # No layer follows a stage's first: nothing to add.
+        return Architecture(choices=choices)
 
     def encode(self, arch: Architecture) -> dict[str, Scalar]:
         if arch.cells:
@@ -169,4 +174,3 @@ class ConvNetSpace(SearchSpace):
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
         return compile_classifier(model, self.learning_rate)
-
