@@ -32,9 +32,10 @@ which halves the wall-clock time of a 2-contender run at one core each.
   as a keras-tuner user would).
 - AutoKeras: `ak.ImageClassifier` on the same examples and epochs, when
   `autokeras` is installed (else `nan`); after 85 % of the budget no new
-  trial starts and the running one stops, then AutoKeras's own final fit trains the best model (on the
-  trial examples + validation, for the best trial's epochs) and its
-  `evaluate` gives the test accuracy. Offline, its ImageNet-pretrained
+  trial starts and the running one stops, then AutoKeras's own final fit
+  trains the best model (on the trial examples + validation, for the best
+  trial's epochs; stopped when the budget is spent) and its `evaluate`
+  gives the test accuracy. Offline, its ImageNet-pretrained
   EfficientNet trials fail (no weights to download) and are skipped.
   AutoKeras 3.0.0 needs a one-line shim on Keras 3.15 (see
   `_patch_autokeras_head`).
@@ -171,11 +172,13 @@ class _StopSearchAt(keras.callbacks.Callback):
     """Ends AutoKeras's search at a deadline: the trial running then is its last.
 
     Past the deadline `stop()` caps the oracle's `max_trials` at the trials
-    created so far (keras-tuner then starts no new one) and returns True; the
-    running trial's training then stops at that batch (its score is what it
-    reached), so AutoKeras goes on to its own final fit. keras-tuner
-    deep-copies callbacks for every trial; `stop`, a function, is shared by
-    the copies rather than copied.
+    created so far (keras-tuner then starts no new one) and returns True
+    while a trial is running; that trial's training then stops at that batch
+    (its score is what it reached), so AutoKeras goes on to its own final
+    fit, which gets the same callbacks but runs with no trial open: it is
+    stopped only when the whole budget is spent. keras-tuner deep-copies
+    callbacks for every trial; `stop`, a function, is shared by the copies
+    rather than copied.
     """
 
     def __init__(self, stop):
@@ -223,16 +226,23 @@ def run_autokeras(data, args, directory: str) -> float:
     clf.tuner.oracle.max_consecutive_failed_trials = 20  # Not a tuner argument.
     # AutoKeras's own final fit (after the search, on train + validation for the best
     # trial's epochs) is short at trial scale: its search may use 85 % of the budget.
-    deadline = start + 0.85 * budget
+    # Its final fit may take longer (a large network's): it is stopped at the budget's end.
+    deadline, end = start + 0.85 * budget, start + budget - 20  # 20 s for the test pass.
 
     def stop() -> bool:
         oracle = clf.tuner.oracle
-        if time.perf_counter() <= deadline:
+        now = time.perf_counter()
+        if now <= deadline:
             return False
         if oracle.max_trials > len(oracle.trials):
             oracle.max_trials = len(oracle.trials)
             log(f"autokeras: deadline reached; trial {len(oracle.trials)} is the last")
-        return True
+        if oracle.ongoing_trials:  # Empty during the final fit.
+            return True
+        if now > end:
+            log("autokeras: the budget is spent; its final fit stops here")
+            return True
+        return False
 
     sub = slice(0, args.trial_examples)
     clf.fit(x[sub], y[sub], validation_data=(xv, yv), epochs=args.trial_epochs,
