@@ -1,6 +1,6 @@
 """Fashion-MNIST, same wall-clock budget each: kerasnas vs keras-tuner vs AutoKeras.
 
-Usage: python benchmarks/fashion_mnist.py [--budget_minutes=60] [--reserve=0.6]
+Usage: python benchmarks/fashion_mnist.py [--budget_minutes=60] [--reserve=0.7]
            [--trial_examples=10000] [--trial_epochs=2] [--seed=0] [--directory=DIR]
            [--only=kerasnas,keras_tuner,autokeras] [--parallel]
            [--limit=N (a smoke test on N images)]
@@ -294,7 +294,7 @@ def run_parallel(args: argparse.Namespace, chosen: list[str], directory: str) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget_minutes", type=float, default=60.0)
-    parser.add_argument("--reserve", type=float, default=0.6,
+    parser.add_argument("--reserve", type=float, default=0.7,
                         help="share of the budget kept for the final training")  # fmt: skip
     parser.add_argument("--trial_examples", type=int, default=10_000)
     parser.add_argument("--trial_epochs", type=int, default=2)
