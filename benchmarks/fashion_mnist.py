@@ -63,7 +63,7 @@ import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerasnas as kn  # noqa: E402
-from kerasnas.search import epochs_within, measure_step_seconds  # noqa: E402
+from kerasnas.search import epochs_within, measure_step_seconds, steps_per_epoch  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -156,7 +156,7 @@ def run_keras_tuner(data, args, directory: str) -> float:
     hp = tuner.get_best_hyperparameters(1)[0]
     step_s, first_s = measure_step_seconds(cnn(hp), images)
     left = budget - (time.perf_counter() - start) - 20  # 20 s for the test pass, as kerasnas
-    epochs = epochs_within(left, step_s, len(images), first_s)
+    epochs = epochs_within(left, step_s, steps_per_epoch(images), first_s)
     measured = time.perf_counter() - began
     log(f"keras_tuner: {trials} trials; final training {epochs} epochs in {left:.0f}s left "
         f"({step_s * 1000:.0f} ms a step, measured in {measured:.0f}s)")  # fmt: skip
