@@ -149,14 +149,18 @@ class Recipe:
             )
         return n
 
-    def learning_rate_schedule(self, steps_per_epoch: int) -> Any:
-        """The learning rate (a float or a Keras schedule) for this many steps per epoch."""
+    def learning_rate_schedule(self, steps_per_epoch: int, epochs: int | None = None) -> Any:
+        """The learning rate (a float or a Keras schedule) for this many steps per epoch.
+
+        The schedule spans `epochs` (default: the recipe's); the warm-up is
+        cut short when it would not leave a step of decay.
+        """
         if self.schedule == "constant":
             return self.learning_rate
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1. Received: {steps_per_epoch}.")
-        total = self.epochs * steps_per_epoch
-        warmup = int(round(self.warmup_epochs * steps_per_epoch))
+        total = (self.epochs if epochs is None else epochs) * steps_per_epoch
+        warmup = min(int(round(self.warmup_epochs * steps_per_epoch)), total - 1)
         return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0 if warmup else self.learning_rate,
             decay_steps=max(total - warmup, 1),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -516,8 +517,11 @@ class Search:
                 speed is measured on a few steps of a throwaway copy (the
                 same data pipeline, batch size and compile), and it trains
                 for as many epochs as fit, at least one (a learning-rate
-                schedule then spans those epochs). E.g. what a
-                `Search(time_budget=..., reserve=...)` reserved.
+                schedule then spans those epochs); after each epoch the
+                epochs left are re-planned from the epochs' own times
+                (`fit_within`), so the training ends within the budget even
+                when whole epochs run slower than the steps measured. E.g.
+                what a `Search(time_budget=..., reserve=...)` reserved.
 
         Returns:
             The retrained model.
@@ -624,7 +628,13 @@ class Search:
                 )
             callbacks = [_EpochProgress(epochs)] if self.verbose else []
             # The pipeline shuffles (and augments) every epoch.
-            model.fit(train_data, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
+            if time_budget is None:
+                model.fit(train_data, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
+            else:
+                schedule = None
+                if recipe is not None and recipe.schedule != "constant":
+                    schedule = functools.partial(recipe.learning_rate_schedule, steps)
+                fit_within(model, train_data, epochs, began + share, schedule, callbacks)
             if top_k == 1:
                 best = (0.0, model)
                 break
@@ -860,6 +870,133 @@ def epochs_within(seconds: float, step_seconds: float, steps: int, first_step: f
     return max(1, int((seconds - first_step) // per_epoch))
 
 
+class _Pacer(keras.callbacks.Callback):
+    """Keeps a training's epochs within a deadline, re-planning them as it goes.
+
+    After each epoch it projects, from the last few epochs' times, how many
+    epochs fit before `deadline` (2 % margin, and the retracing a re-plan
+    costs); when that is fewer than planned (then cut with a 5 % margin), or
+    at least 2 (and 5 %) more,
+    it ends this `fit()` with the new count in `replan` for `fit_within` to
+    carry on with (it grows the plan only in its first quarter, while a
+    re-laid schedule's learning rate is still near its peak). The first
+    epoch of each `fit()` also traces the training step: its first step's
+    extra time (over the epoch's other steps) is left out of its time and
+    counted, with the pause between the two `fit()` calls, as what a re-plan
+    costs. Within an epoch after the first it stops training once the
+    deadline has passed: a last resort, as the epochs are planned to end
+    before it.
+    """
+
+    def __init__(self, deadline: float, epochs: int):
+        super().__init__()
+        self.deadline, self.epochs = deadline, epochs
+        self.done = 0  # Epochs completed.
+        self.replan: int | None = None
+        self.overran = False
+        self.times: list[float] = []  # Each epoch's seconds, tracing left out.
+        self.replan_cost = 0.0  # Seconds: the pause between two fit() calls and retracing.
+        self._epoch_began = self._step_began = self._epoch_ended = 0.0
+        self._pause = 0.0
+        self._steps: list[float] = []
+        self._first_of_fit = True
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.replan, self._first_of_fit = None, True
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_began, self._steps = time.perf_counter(), []
+        if self._first_of_fit and self._epoch_ended:
+            self._pause = self._epoch_began - self._epoch_ended
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._step_began = time.perf_counter()
+        if self._step_began > self.deadline and self.done:  # The first epoch is always whole.
+            self.overran = self.model.stop_training = True
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._steps.append(time.perf_counter() - self._step_began)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        took = now - self._epoch_began
+        if self._first_of_fit and len(self._steps) > 1:
+            steps = self._steps
+            tracing = max(0.0, steps[0] - sum(steps[1:]) / (len(steps) - 1))
+            took -= tracing
+            # Until a re-plan has been timed, its pause is guessed as long as the tracing.
+            pause = self._pause if self._pause else tracing
+            self.replan_cost = max(self.replan_cost, tracing + pause)
+        self._first_of_fit, self._epoch_ended = False, now
+        self.times.append(took)
+        self.done = epoch + 1
+        left = self.deadline - now - self.replan_cost
+        per_epoch = max(self.times[-3:])
+        fit = self.done + int(left // (1.02 * per_epoch))
+        # Growing re-lays the schedule: only early, while the learning rate is near its peak.
+        grow = fit >= max(self.epochs + 2, 1.05 * self.epochs) and self.done <= self.epochs // 4
+        if self.overran or not (self.done < self.epochs and fit < self.epochs or grow):
+            return
+        if fit < self.epochs:  # Cut with a wider margin: one re-plan should do.
+            fit = self.done + int(left // (1.05 * per_epoch))
+        self.replan = max(fit, self.done)
+        self.model.stop_training = True
+
+
+def fit_within(
+    model: keras.Model,
+    dataset: Any,
+    epochs: int,
+    deadline: float,
+    schedule: Callable[[int], Any] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> int:
+    """Trains a compiled `model` on `dataset` for about `epochs` epochs, ending by `deadline`.
+
+    `epochs` is the plan made from a measured step time (`epochs_within`);
+    whole epochs can run slower or faster than the few steps measured, so
+    after each epoch the epochs left are re-planned from the epochs' times
+    to end by `deadline` (a `time.perf_counter()` value). On a re-plan
+    `schedule(epochs)`, when given, is the learning rate (schedule) for the
+    new count, and the training step is traced again with it; the progress
+    line, when among `callbacks`, shows the new count. The first epoch is
+    always trained whole. Returns the epochs trained; a last epoch cut short
+    at the deadline counts.
+    """
+    pacer = _Pacer(deadline, epochs)
+    while True:
+        model.fit(dataset, initial_epoch=pacer.done, epochs=epochs, verbose=0, shuffle=False,
+                  callbacks=[*callbacks, pacer])  # fmt: skip
+        if pacer.overran:
+            print(
+                f"[kerasnas]   the time budget is spent: training stopped in epoch "
+                f"{pacer.done}/{epochs}",
+                flush=True,
+            )
+            return pacer.done
+        if pacer.replan is None:
+            return pacer.done
+        if pacer.replan <= pacer.done:
+            print(
+                f"[kerasnas]   no further epoch fits the time left: training stopped after "
+                f"epoch {pacer.done}/{epochs}",
+                flush=True,
+            )
+            return pacer.done
+        print(
+            f"[kerasnas]   re-planned: {pacer.replan} epochs instead of {epochs} fit the time "
+            f"left (an epoch takes about {pacer.times[-1]:.1f} s)",
+            flush=True,
+        )
+        epochs = pacer.epochs = pacer.replan
+        for callback in callbacks:
+            if isinstance(callback, _EpochProgress):
+                callback.epochs = epochs
+        if schedule is not None:
+            model.optimizer.learning_rate = schedule(epochs)
+            model.train_function = None  # Traced again, with the new schedule.
+
+
 class _EpochProgress(keras.callbacks.Callback):
     """Prints a line per epoch of a long training (the final retraining)."""
 
@@ -869,7 +1006,8 @@ class _EpochProgress(keras.callbacks.Callback):
         self._start = 0.0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
+        if not self._start:  # Once: `fit_within` may resume training with another fit().
+            self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")

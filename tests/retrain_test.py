@@ -1,7 +1,9 @@
 """Final training of the best network(s) after a search, and its export."""
 
+import functools
 import math
 import re
+import time
 
 import keras
 import numpy as np
@@ -74,16 +76,69 @@ def test_step_seconds_are_measured_on_a_few_steps():
     assert 0 < step < first
 
 
+class _SlowEpochs(keras.callbacks.Callback):
+    """Makes every epoch last at least `seconds`, and counts the epochs."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.count = seconds, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(self.seconds)
+        self.count += 1
+
+
+def _fit_within(planned: int, budget: float, capsys):
+    from kerasnas.search import fit_within
+
+    (x, y), _ = tiny.digits(64, 10)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    recipe = kn.Recipe(epochs=planned, learning_rate=0.01)
+    recipe.compile(model, steps_per_epoch=2)
+    slow = _SlowEpochs(0.5)
+    began = time.perf_counter()
+    epochs = fit_within(model, kn.data.to_dataset(x, y, 32), planned, began + budget,
+                        functools.partial(recipe.learning_rate_schedule, 2), [slow])  # fmt: skip
+    took = time.perf_counter() - began
+    out = capsys.readouterr().out
+    assert "re-planned" in out and "the time budget is spent" not in out
+    assert epochs == slow.count and int(model.optimizer.iterations) == 2 * epochs
+    # The re-laid cosine schedule ends with the training.
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
+    return epochs, took
+
+
+def test_fit_within_cuts_the_plan_when_epochs_run_slower(capsys):
+    # Planned 1,000 epochs; at 0.5 s an epoch (and a second or two of tracing) 8-11 fit in 6 s.
+    epochs, took = _fit_within(1000, 6.0, capsys)
+    assert 4 <= epochs <= 12 and took <= 6.0
+
+
+def test_fit_within_grows_the_plan_early_when_time_is_left(capsys):
+    # Planned 4 epochs; at 0.5 s an epoch (and a second or two of tracing) 12-15 fit in 8 s.
+    epochs, took = _fit_within(4, 8.0, capsys)
+    assert 6 <= epochs <= 16 and took <= 8.0
+
+
 def test_retrain_within_a_time_budget(search, capsys):
     (x, y), (xv, yv) = tiny.digits(300, 100)
-    recipe = kn.Recipe(epochs=50, batch_size=50, learning_rate=0.01)
-    model = search.retrain(x, y, (xv, yv), recipe=recipe, time_budget=4.0)
+    # Batches of 2: epochs of 200 steps, long next to the retracing a re-plan costs.
+    recipe = kn.Recipe(epochs=50, batch_size=2, learning_rate=0.01)
+    began = time.perf_counter()
+    model = search.retrain(x, y, (xv, yv), recipe=recipe, time_budget=8.0)
+    assert time.perf_counter() - began <= 8.5  # The budget, and a step or two.
     out = capsys.readouterr().out
-    epochs = int(re.search(r"for (\d+) epochs \(time_budget: \d+ s, \d+ ms a step\)", out)[1])
-    assert epochs >= 1 and out.count("  epoch ") == epochs
-    assert int(model.optimizer.iterations) == epochs * math.ceil(400 / 50)
-    # The cosine schedule spans those epochs: it has decayed to zero at the end.
-    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-6)
+    assert re.search(r"for (\d+) epochs \(time_budget: \d+ s, \d+ ms a step\)", out)
+    # After each epoch the plan may be re-made from the epochs' times.
+    epochs = out.count("  epoch ")
+    assert epochs >= 1 and int(model.optimizer.iterations) == epochs * 200
+    done, planned = (int(n) for n in re.findall(r"  epoch (\d+)/(\d+) ", out)[-1])
+    if done == planned:
+        # The cosine schedule spans those epochs: it has decayed to zero at the end.
+        assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-6)
+    else:  # The plan could not be kept (a re-plan costs tracing): it says so.
+        assert "training stopped" in out
     with pytest.raises(ValueError, match="not both"):
         search.retrain(x, y, epochs=2, time_budget=10)
     with pytest.raises(ValueError, match="time_budget must be a number of seconds > 0"):
