@@ -962,6 +962,16 @@ def fit_within(
     line, when among `callbacks`, shows the new count. The first epoch is
     always trained whole. Returns the epochs trained; a last epoch cut short
     at the deadline counts.
+
+    ```python
+    from kerasnas.search import epochs_within, fit_within, measure_step_seconds, steps_per_epoch
+
+    deadline = time.perf_counter() + 1800  # Half an hour from now.
+    step_s, first_s = measure_step_seconds(make_model(), dataset)  # A throwaway copy.
+    epochs = epochs_within(1800, step_s, steps_per_epoch(dataset), first_s)
+    model = make_model()  # Compiled with a constant learning rate.
+    trained = fit_within(model, dataset, epochs, deadline)
+    ```
     """
     pacer = _Pacer(deadline, epochs)
     while True:
