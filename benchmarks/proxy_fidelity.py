@@ -3,6 +3,7 @@
 Usage: python benchmarks/proxy_fidelity.py [--archs=15] [--dataset=fashion_mnist]
            [--proxy_examples=10000] [--proxy_epochs=2]
            [--full_examples=50000] [--full_epochs=4] [--seed=0] [--parallel]
+           [--results=rows.jsonl]
 
 Samples `--archs` architectures of `ConvNetSpace()` (the space of
 benchmarks/fashion_mnist.py) and trains each twice from the same seed: on the
@@ -16,12 +17,16 @@ the architectures are shared among one worker process per core, each pinned
 to its core (`os.sched_setaffinity`), so each training runs on one core as in
 the Fashion-MNIST benchmark's `--parallel` runs; every training is seeded by
 its architecture's index, so the scores do not depend on which worker ran it.
+With `--results=FILE` each architecture's row is appended to FILE (JSON
+lines) as soon as it is done, and rows already there from a run with the same
+settings are reused: an interrupted run resumes where it stopped.
 
 Last line: `kendall_tau=<x> spearman=<y> archs=<n> proxy_s=<s> full_s=<s>`.
 """
 
 import argparse
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import time
@@ -68,7 +73,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parallel", action="store_true",
                         help="one worker process per core, each pinned to its core")  # fmt: skip
+    parser.add_argument("--results", default="",
+                        help="JSON-lines file of rows, appended to and resumed from")  # fmt: skip
     return parser.parse_args(argv)
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """What a row's scores depend on: the arguments but how the run is spread and saved."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in ("parallel", "results")}
+
+
+def load_rows(path: str, args: argparse.Namespace, archs: list) -> dict:
+    """Rows of `path` from a run with these settings, by architecture index."""
+    rows = {}
+    if not path or not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            row = json.loads(line)
+            i = row["index"]
+            if (
+                row["settings"] == settings(args)
+                and i < len(archs)
+                and row["arch"] == archs[i].hash()
+            ):
+                rows[i] = (i, row["proxy"], row["full"], row["proxy_s"], row["full_s"])
+    return rows
 
 
 class Experiment:
@@ -127,13 +157,22 @@ def main() -> None:
         flush=True,
     )
     print(f"{'#':>2} {'arch':10} {'proxy':>7} {'full':>7} {'proxy_s':>8} {'full_s':>8}", flush=True)
-    results = {}
+    results = load_rows(args.results, args, experiment.archs)
 
-    def report(result: tuple[int, float, float, float, float]) -> None:
+    def report(result: tuple[int, float, float, float, float], resumed: bool = False) -> None:
         i, p, f, ps, fs = result
         results[i] = result
-        print(f"{i:2d} {experiment.archs[i].hash()[:8]:10} {p:7.4f} {f:7.4f} {ps:8.1f} {fs:8.1f}",
-              flush=True)  # fmt: skip
+        print(f"{i:2d} {experiment.archs[i].hash()[:8]:10} {p:7.4f} {f:7.4f} {ps:8.1f} {fs:8.1f}"
+              + ("  (from --results)" if resumed else ""), flush=True)  # fmt: skip
+        if args.results and not resumed:
+            row = {"settings": settings(args), "index": i, "arch": experiment.archs[i].hash(),
+                   "proxy": p, "full": f, "proxy_s": ps, "full_s": fs}  # fmt: skip
+            with open(args.results, "a") as out:
+                out.write(json.dumps(row) + "\n")
+
+    for i in sorted(results):
+        report(results[i], resumed=True)
+    todo = [i for i in range(n) if i not in results]
 
     if cores:
         context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe.
@@ -144,11 +183,11 @@ def main() -> None:
             len(cores), mp_context=context, initializer=_start_worker, initargs=(args, queue)
         ) as pool:
             for result in concurrent.futures.as_completed(
-                [pool.submit(_run_in_worker, i) for i in range(n)]
+                [pool.submit(_run_in_worker, i) for i in todo]
             ):
                 report(result.result())
     else:
-        for i in range(n):
+        for i in todo:
             report(experiment.run(i))
     rows = [results[i] for i in range(n)]
     proxy, full = [r[1] for r in rows], [r[2] for r in rows]
