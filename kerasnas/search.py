@@ -888,9 +888,9 @@ class _Pacer(keras.callbacks.Callback):
     before it.
     """
 
-    def __init__(self, deadline: float, epochs: int):
+    def __init__(self, deadline: float, epochs: int, clock: Callable[[], float]):
         super().__init__()
-        self.deadline, self.epochs = deadline, epochs
+        self.deadline, self.epochs, self.clock = deadline, epochs, clock
         self.done = 0  # Epochs completed.
         self.replan: int | None = None
         self.overran = False
@@ -905,20 +905,20 @@ class _Pacer(keras.callbacks.Callback):
         self.replan, self._first_of_fit = None, True
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch_began, self._steps = time.perf_counter(), []
+        self._epoch_began, self._steps = self.clock(), []
         if self._first_of_fit and self._epoch_ended:
             self._pause = self._epoch_began - self._epoch_ended
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        self._step_began = time.perf_counter()
+        self._step_began = self.clock()
         if self._step_began > self.deadline and self.done:  # The first epoch is always whole.
             self.overran = self.model.stop_training = True
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._steps.append(time.perf_counter() - self._step_began)
+        self._steps.append(self.clock() - self._step_began)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        now = time.perf_counter()
+        now = self.clock()
         took = now - self._epoch_began
         if self._first_of_fit and len(self._steps) > 1:
             steps = self._steps
@@ -930,15 +930,17 @@ class _Pacer(keras.callbacks.Callback):
         self._first_of_fit, self._epoch_ended = False, now
         self.times.append(took)
         self.done = epoch + 1
-        left = self.deadline - now - self.replan_cost
+        left = self.deadline - now
         per_epoch = max(self.times[-3:])
-        fit = self.done + int(left // (1.02 * per_epoch))
+        # Kept as it is, the plan costs no re-plan; a new plan costs one.
+        keep = self.done + int(left // (1.02 * per_epoch))
+        fit = self.done + int((left - self.replan_cost) // (1.02 * per_epoch))
         # Growing re-lays the schedule: only early, while the learning rate is near its peak.
         grow = fit >= max(self.epochs + 2, 1.05 * self.epochs) and self.done <= self.epochs // 4
-        if self.overran or not (self.done < self.epochs and fit < self.epochs or grow):
+        if self.overran or not (self.done < self.epochs and keep < self.epochs or grow):
             return
-        if fit < self.epochs:  # Cut with a wider margin: one re-plan should do.
-            fit = self.done + int(left // (1.05 * per_epoch))
+        if keep < self.epochs:  # Cut with a wider margin: one re-plan should do.
+            fit = self.done + int((left - self.replan_cost) // (1.05 * per_epoch))
         self.replan = max(fit, self.done)
         self.model.stop_training = True
 
@@ -950,13 +952,15 @@ def fit_within(
     deadline: float,
     schedule: Callable[[int], Any] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    clock: Callable[[], float] = time.perf_counter,
 ) -> int:
     """Trains a compiled `model` on `dataset` for about `epochs` epochs, ending by `deadline`.
 
     `epochs` is the plan made from a measured step time (`epochs_within`);
     whole epochs can run slower or faster than the few steps measured, so
     after each epoch the epochs left are re-planned from the epochs' times
-    to end by `deadline` (a `time.perf_counter()` value). On a re-plan
+    to end by `deadline` (a `clock()` value: `time.perf_counter()` unless
+    a test passes its own clock). On a re-plan
     `schedule(epochs)`, when given, is the learning rate (schedule) for the
     new count, and the training step is traced again with it; the progress
     line, when among `callbacks`, shows the new count. The first epoch is
@@ -973,7 +977,7 @@ def fit_within(
     trained = fit_within(model, dataset, epochs, deadline)
     ```
     """
-    pacer = _Pacer(deadline, epochs)
+    pacer = _Pacer(deadline, epochs, clock)
     while True:
         model.fit(dataset, initial_epoch=pacer.done, epochs=epochs, verbose=0, shuffle=False,
                   callbacks=[*callbacks, pacer])  # fmt: skip

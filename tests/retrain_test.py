@@ -3,7 +3,6 @@
 import functools
 import math
 import re
-import time
 
 import keras
 import numpy as np
@@ -76,16 +75,27 @@ def test_step_seconds_are_measured_on_a_few_steps():
     assert 0 < step < first
 
 
-class _SlowEpochs(keras.callbacks.Callback):
-    """Makes every epoch last at least `seconds`, and counts the epochs."""
+class _FakeClock(keras.callbacks.Callback):
+    """A clock that training moves: each step 0.01 s (the first of each fit() 1 s more:
+    tracing), each epoch's end 0.5 s. Deterministic, unlike a loaded CPU."""
 
-    def __init__(self, seconds: float):
+    def __init__(self):
         super().__init__()
-        self.seconds, self.count = seconds, 0
+        self.now, self.epochs, self._first = 0.0, 0, True
+
+    def __call__(self) -> float:
+        return self.now
+
+    def on_train_begin(self, logs=None):
+        self._first = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.now += 0.01 + (1.0 if self._first else 0.0)
+        self._first = False
 
     def on_epoch_end(self, epoch, logs=None):
-        time.sleep(self.seconds)
-        self.count += 1
+        self.now += 0.5
+        self.epochs += 1
 
 
 def _fit_within(planned: int, budget: float, capsys):
@@ -96,38 +106,37 @@ def _fit_within(planned: int, budget: float, capsys):
                               keras.layers.Dense(10, activation="softmax")])  # fmt: skip
     recipe = kn.Recipe(epochs=planned, learning_rate=0.01)
     recipe.compile(model, steps_per_epoch=2)
-    slow = _SlowEpochs(0.5)
-    began = time.perf_counter()
-    epochs = fit_within(model, kn.data.to_dataset(x, y, 32), planned, began + budget,
-                        functools.partial(recipe.learning_rate_schedule, 2), [slow])  # fmt: skip
-    took = time.perf_counter() - began
+    clock = _FakeClock()
+    epochs = fit_within(model, kn.data.to_dataset(x, y, 32), planned, budget,
+                        functools.partial(recipe.learning_rate_schedule, 2), [clock],
+                        clock=clock)  # fmt: skip
     out = capsys.readouterr().out
-    assert "re-planned" in out and "the time budget is spent" not in out
-    assert epochs == slow.count and int(model.optimizer.iterations) == 2 * epochs
+    assert out.count("re-planned") == 1 and "training stopped" not in out  # One re-plan does.
+    assert epochs == clock.epochs and int(model.optimizer.iterations) == 2 * epochs
     # The re-laid cosine schedule ends with the training.
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
-    return epochs, took
+    return epochs, clock.now
 
 
 def test_fit_within_cuts_the_plan_when_epochs_run_slower(capsys):
-    # Planned 1,000 epochs; at 0.5 s an epoch (and a second or two of tracing) 8-11 fit in 6 s.
+    # Planned 1,000 epochs of 0.52 s; with 1 s of tracing per fit() about 6 fit in 6 s.
     epochs, took = _fit_within(1000, 6.0, capsys)
-    assert 4 <= epochs <= 12 and took <= 6.0
+    assert 4 <= epochs <= 7 and took <= 6.0
 
 
 def test_fit_within_grows_the_plan_early_when_time_is_left(capsys):
-    # Planned 4 epochs; at 0.5 s an epoch (and a second or two of tracing) 12-15 fit in 8 s.
-    epochs, took = _fit_within(4, 8.0, capsys)
-    assert 6 <= epochs <= 16 and took <= 8.0
+    # Planned 4 epochs of 0.52 s; with 1 s of tracing per fit() about 15 fit in 10 s.
+    epochs, took = _fit_within(4, 10.0, capsys)
+    assert 10 <= epochs <= 16 and took <= 10.0
 
 
 def test_retrain_within_a_time_budget(search, capsys):
     (x, y), (xv, yv) = tiny.digits(300, 100)
     # Batches of 2: epochs of 200 steps, long next to the retracing a re-plan costs.
     recipe = kn.Recipe(epochs=50, batch_size=2, learning_rate=0.01)
-    began = time.perf_counter()
+    # How long it takes is fit_within's tests' business: on a loaded machine even the one
+    # epoch always trained (and its tracing) can take longer than this budget.
     model = search.retrain(x, y, (xv, yv), recipe=recipe, time_budget=8.0)
-    assert time.perf_counter() - began <= 8.5  # The budget, and a step or two.
     out = capsys.readouterr().out
     assert re.search(r"for (\d+) epochs \(time_budget: \d+ s, \d+ ms a step\)", out)
     # After each epoch the plan may be re-made from the epochs' times.
@@ -137,7 +146,7 @@ def test_retrain_within_a_time_budget(search, capsys):
     if done == planned:
         # The cosine schedule spans those epochs: it has decayed to zero at the end.
         assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-6)
-    else:  # The plan could not be kept (a re-plan costs tracing): it says so.
+    else:  # The plan could not be kept (a re-plan costs tracing, or a loaded CPU): it says so.
         assert "training stopped" in out
     with pytest.raises(ValueError, match="not both"):
         search.retrain(x, y, epochs=2, time_budget=10)
