@@ -26,6 +26,29 @@ from collections.abc import Mapping, Sequence
 CHIEF = "chief"
 
 
+def has_chief() -> bool:
+    """Whether this process runs in keras-tuner's chief/worker mode (its variables are set)."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return False
+    missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if v not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f"KERASTUNER_ORACLE_IP is set but {' and '.join(missing)} not: set all three "
+            "(kerasnas.distributed.role_env gives them) or none."
+        )
+    return True
+
+
+def is_chief() -> bool:
+    """Whether this process is the chief of keras-tuner's chief/worker mode."""
+    return has_chief() and CHIEF in os.environ["KERASTUNER_TUNER_ID"]
+
+
+def is_worker() -> bool:
+    """Whether this process is a worker of keras-tuner's chief/worker mode."""
+    return has_chief() and not is_chief()
+
+
 def free_port(address: str = "127.0.0.1") -> int:
     """A TCP port that is free on `address` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -1,0 +1,83 @@
+"""What kerasnas tells its user: the `kerasnas` logger, and the progress and report lines.
+
+Every module logs through `logging.getLogger(__name__)`, a child of the
+`kerasnas` logger. That logger has a handler of its own (as Optuna's and
+TensorFlow's do) that writes INFO and above to the current `sys.stdout` as
+`[kerasnas] message` lines, so that a search shows its progress in a script,
+a notebook or a terminal without any logging set-up. To route the messages
+elsewhere, remove it (`kerasnas.report.disable_default_handler()`) and
+configure `logging` as usual; `logging.getLogger("kerasnas").setLevel(...)`
+changes what is shown. A `Search(verbose=0)` raises the level to WARNING
+while it runs (`quiet()`), so it prints nothing but warnings.
+
+The progress line of each trial and the table of the best trials are the
+only output written with `print` (here, and in the CLI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+LOGGER_NAME = "kerasnas"
+logger = logging.getLogger(LOGGER_NAME)
+
+
+class _StdoutHandler(logging.Handler):
+    """Writes records to the `sys.stdout` of the moment (pytest and notebooks replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - logging must never break a search.
+            self.handleError(record)
+
+
+_default_handler = _StdoutHandler()
+_default_handler.setFormatter(logging.Formatter("[kerasnas] %(message)s"))
+
+
+def enable_default_handler() -> None:
+    """Shows kerasnas's INFO messages on stdout as `[kerasnas] ...` lines (the default)."""
+    if _default_handler not in logger.handlers:
+        logger.addHandler(_default_handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def disable_default_handler() -> None:
+    """Removes kerasnas's own handler; its records then propagate to the root logger."""
+    logger.removeHandler(_default_handler)
+    logger.propagate = True
+
+
+@contextlib.contextmanager
+def quiet(silent: bool = True) -> Iterator[None]:
+    """Within it, kerasnas logs warnings and errors only (when `silent`)."""
+    if not silent:
+        yield
+        return
+    previous = logger.level
+    logger.setLevel(max(logging.WARNING, previous))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def is_quiet() -> bool:
+    """Whether INFO messages are hidden (e.g. inside `quiet()`)."""
+    return not logger.isEnabledFor(logging.INFO)
+
+
+def show(line: str = "") -> None:
+    """Prints a line of a report (a trial's progress line, a table), unless quiet."""
+    if not is_quiet():
+        print(line, flush=True)
+
+
+enable_default_handler()
