@@ -1,0 +1,236 @@
+"""Checks on data: labels, images, validation sizes, and `examine` for `Search.fit`.
+
+`examine(x, y)` checks training data (numpy arrays or a batched
+`tf.data.Dataset`) and reports what a search space needs to know about it
+(example shape, class count); the loaders use the label and image checks and
+carve validation data from the end of a training split with `_carve`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+Split = tuple[np.ndarray, np.ndarray]
+Splits = tuple[Split, Split, Split]
+
+#: Share of the training split kept for validation when a dataset has no
+#: validation split (`"tfds:"` and `"npz:"` datasets).
+DEFAULT_VALIDATION_FRACTION = 0.1
+
+
+def _default_validation_fraction() -> float:
+    """`DEFAULT_VALIDATION_FRACTION` as `kerasnas.data` has it now (where users set it)."""
+    from kerasnas import data as package
+
+    return package.DEFAULT_VALIDATION_FRACTION
+
+
+# -- Images ------------------------------------------------------------------
+def _check_images(x: Any, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{what}: images must be numeric. Received dtype {x.dtype}.")
+    if x.ndim not in (3, 4) or len(x) == 0:
+        raise ValueError(
+            f"{what}: images must be a non-empty array of shape (N, H, W) or (N, H, W, C). "
+            f"Received shape {x.shape}."
+        )
+    return x[..., None] if x.ndim == 3 else x
+
+
+def _to_float_images(x: np.ndarray, what: str) -> np.ndarray:
+    """float32 images: uint8/uint16 scaled to [0, 1] by their largest value, others kept."""
+    if x.dtype in (np.uint8, np.uint16):
+        return x.astype("float32") / np.float32(np.iinfo(x.dtype).max)
+    x = x.astype("float32")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what}: images hold NaN or infinite values.")
+    return x
+
+
+# -- Validation carving ------------------------------------------------------
+def _is_fraction(size: Any) -> bool:
+    """Whether `size` is a valid fractional validation_size; raises if it is no valid size."""
+    is_int = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
+    is_fraction = isinstance(size, (float, np.floating)) and 0 < size < 1
+    if not (is_fraction or (is_int and size >= 1)):
+        raise ValueError(
+            "validation_size must be a float in (0, 1) (a fraction of the training "
+            "examples) or an int >= 1 (a count). "
+            f"Received: validation_size={size!r}."
+        )
+    return is_fraction
+
+
+def _validation_count(size: float, total: int, what: str) -> int:
+    """How many of `total` training examples `size` keeps for validation."""
+    count = max(1, round(float(size) * total)) if _is_fraction(size) else int(size)
+    if count >= total:
+        raise ValueError(
+            f"{what}: validation_size={size!r} keeps {count} of the {total} training "
+            "examples for validation, leaving none to train on; pass a smaller one."
+        )
+    return count
+
+
+def _carve(train: Split, size: float, what: str) -> tuple[Split, Split]:
+    """Splits the last examples of `train` off as validation data."""
+    x, y = train
+    keep = len(x) - _validation_count(size, len(x), what)
+    return (x[:keep], y[:keep]), (x[keep:], y[keep:])
+
+
+# -- examine -------------------------------------------------------------------
+@dataclasses.dataclass
+class Examined:
+    """What `examine` learnt of a dataset.
+
+    Attributes:
+        x: The examples (numpy, float32) or the `tf.data.Dataset`.
+        y: Integer labels of shape (N,), or None for a dataset.
+        input_shape: Shape of one example.
+        num_labels: One more than the largest label seen, or None when the
+            labels were not read.
+        is_dataset: Whether `x` is a `tf.data.Dataset`.
+    """
+
+    x: Any
+    y: np.ndarray | None
+    input_shape: tuple[int, ...]
+    num_labels: int | None
+    is_dataset: bool
+
+
+def examine(
+    x: Any, y: Any = None, *, what: str = "training data", read_labels: bool = True
+) -> Examined:
+    """Checks a dataset and describes it.
+
+    Args:
+        x: A numpy array of examples (`y` then holds the labels), or a batched
+            `tf.data.Dataset` of `(examples, labels)`.
+        y: Integer class labels of shape (N,) or (N, 1), or one-hot labels
+            of shape (N, classes).
+        what: How error messages name this data.
+        read_labels: For a dataset, whether to read it once to find the
+            number of classes.
+
+    Raises:
+        ValueError: naming what is wrong (empty data, mismatched lengths,
+            labels that are not class indices, ...).
+    """
+    if _is_dataset(x):
+        if y is not None:
+            raise ValueError(f"{what}: a tf.data.Dataset already holds the labels; do not pass y.")
+        return _examine_dataset(x, what, read_labels)
+    if x is None:
+        raise ValueError(f"{what}: no examples were given (x is None).")
+    x = np.asarray(x)
+    if y is None:
+        raise ValueError(f"{what}: labels are missing; pass y along with x.")
+    if x.ndim < 2:
+        raise ValueError(
+            f"{what}: x must hold one example per row, of shape (N, ...). "
+            f"Received: x.shape={x.shape}."
+        )
+    if len(x) == 0:
+        raise ValueError(f"{what} is empty: x has 0 examples.")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{what}: x must be numeric. Received dtype {x.dtype}.")
+    y = labels_to_indices(y, what)
+    if len(y) != len(x):
+        raise ValueError(f"{what}: x has {len(x)} examples but y has {len(y)} labels.")
+    x = x.astype("float32", copy=False)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what}: x holds NaN or infinite values.")
+    return Examined(x, y, tuple(x.shape[1:]), int(y.max()) + 1, False)
+
+
+def labels_to_indices(y: Any, what: str) -> np.ndarray:
+    """Integer class indices of shape (N,) from index or one-hot labels."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2 and y.shape[1] > 1:
+        if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
+            raise ValueError(
+                f"{what}: labels of shape {y.shape} must be one-hot rows; pass "
+                "integer class indices of shape (N,) otherwise."
+            )
+        y = y.argmax(axis=1)
+    if y.ndim != 1:
+        raise ValueError(
+            f"{what}: labels must be class indices of shape (N,) or one-hot of "
+            f"shape (N, classes). Received: y.shape={y.shape}."
+        )
+    if len(y) == 0:
+        raise ValueError(f"{what} is empty: y has 0 labels.")
+    if not np.issubdtype(y.dtype, np.number) or (
+        not np.issubdtype(y.dtype, np.integer) and not np.all(np.mod(y, 1) == 0)
+    ):
+        raise ValueError(
+            f"{what}: labels must be integer class indices 0..num_classes-1. "
+            f"Received values such as {y[:5].tolist()}."
+        )
+    y = y.astype("int64")
+    if y.min() < 0:
+        raise ValueError(f"{what}: labels must be class indices 0..num_classes-1; found {y.min()}.")
+    return y
+
+
+def check_labels_fit(examined: Examined, num_classes: int, what: str) -> None:
+    """Raises ValueError when a label is not below `num_classes`."""
+    if examined.num_labels is not None and examined.num_labels > num_classes:
+        raise ValueError(
+            f"{what}: labels must lie in [0, {num_classes}) for num_classes="
+            f"{num_classes}, but label {examined.num_labels - 1} was found. Fix "
+            "the labels or pass the right num_classes to the space."
+        )
+
+
+def _is_dataset(x: Any) -> bool:
+    if type(x).__module__.startswith("numpy"):
+        return False
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover - TensorFlow is a requirement.
+        return False
+    return isinstance(x, tf.data.Dataset)
+
+
+def _examine_dataset(dataset: Any, what: str, read_labels: bool) -> Examined:
+    import tensorflow as tf
+
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2:
+        raise ValueError(
+            f"{what}: a tf.data.Dataset must yield (examples, labels) pairs. "
+            f"Received elements {spec}."
+        )
+    x_spec = spec[0]
+    if x_spec.shape.rank is None or x_spec.shape.rank < 2:
+        raise ValueError(
+            f"{what}: the dataset's examples must be batched, of shape (batch, ...). "
+            f"Received {x_spec.shape}; call dataset.batch(batch_size)."
+        )
+    input_shape = tuple(x_spec.shape[1:])
+    if any(d is None for d in input_shape):
+        raise ValueError(f"{what}: examples must have a fixed shape. Received {x_spec.shape}.")
+    num_labels = None
+    if read_labels:
+        if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError(
+                f"{what}: the dataset repeats forever, so its classes cannot be "
+                "counted; pass num_classes to the space."
+            )
+        largest, count = -1, 0
+        for batch in dataset:
+            labels = labels_to_indices(batch[1].numpy(), what)
+            largest, count = max(largest, int(labels.max())), count + len(labels)
+        if count == 0:
+            raise ValueError(f"{what} is empty: the dataset yields no examples.")
+        num_labels = largest + 1
+    return Examined(dataset, None, input_shape, num_labels, True)
