@@ -7,7 +7,7 @@
 Every option is a flag (`--helpfull` lists them); see docs/cli.md.
 """
 
-from kerasnas import cli
+from kerasnas.cli import run
 
 if __name__ == "__main__":
-    cli.run()
+    run()

@@ -1,6 +1,7 @@
-"""The command line, `python -m kerasnas` (kerasnas/cli.py), run as a user runs it."""
+"""The command line, `python -m kerasnas` (kerasnas/cli/), run as a user runs it."""
 
 import concurrent.futures
+import inspect
 import json
 import os
 import pathlib
@@ -220,7 +221,7 @@ def test_bad_values_exit_2_with_one_line_as_commands(tmp_path):
 def test_helpfull_documents_every_flag():
     run = kerasnas("--helpfull")
     assert run.returncode == 0, run.stderr[-2000:]
-    ours = cli.FLAGS.get_flags_for_module("kerasnas.cli")
+    ours = cli.FLAGS.get_flags_for_module(cli.flags.__name__)
     assert len(ours) >= 25
     for flag in ours:
         assert flag.help and len(flag.help) > 10, flag.name
@@ -234,15 +235,84 @@ def test_example_flagfiles_describe_valid_searches(flagfile, tmp_path):
     with flagsaver.flagsaver():
         assert cli.parse_flags(["kerasnas", f"--flagfile={flagfile}"]) == ["kerasnas"]
         search = kn.Search(
-            cli._space_from_flags(),
+            cli.space_from_flags(),
             cli.FLAGS.strategy,
-            objective=cli._objective(cli.FLAGS.objective),
+            objective=cli.parse_objective(cli.FLAGS.objective),
             max_trials=cli.FLAGS.max_trials,
             directory=tmp_path,
-            **cli._strategy_kwargs(),
+            **cli.strategy_kwargs(),
         )
         assert search.strategy == cli.FLAGS.strategy
         assert cli.FLAGS.project_name == flagfile.stem
+
+
+# A valid value of each space flag, as the command line parses it.
+SPACE_FLAG_VALUES = {
+    "num_blocks": 1,
+    "num_cells": 1,
+    "num_reductions": 1,
+    "filters": 8,
+    "ops": ["identity", "conv_3x3"],
+    "stages": ["1", "2"],
+    "learning_rate": 0.01,
+}
+
+
+def test_each_space_takes_exactly_the_flags_it_declares():
+    declared = set().union(*(getattr(c, "cli_flags", {}) for c in cli.SPACES.values()))
+    assert declared == set(SPACE_FLAG_VALUES)
+    for name, space_class in cli.SPACES.items():
+        for flag, value in SPACE_FLAG_VALUES.items():
+            with flagsaver.flagsaver():
+                cli.parse_flags(["kerasnas", f"--space={name}"])
+                setattr(cli.FLAGS, flag, value)
+                if flag not in getattr(space_class, "cli_flags", {}):
+                    with pytest.raises(cli.UsageError, match=f"--{flag} does not apply"):
+                        cli.space_from_flags()
+                    continue
+                config = cli.space_from_flags().get_config()
+            target = space_class.cli_flags[flag]
+            argument, offset = (target, 0) if isinstance(target, str) else target
+            expected = [int(s) for s in value] if flag == "stages" else value
+            assert config[argument] == (expected + offset if offset else expected), (name, flag)
+    # NAS-Bench-101 downsamples between stacks: its declaration adds one.
+    with flagsaver.flagsaver():
+        cli.parse_flags(["kerasnas", "--space=nasbench101", "--num_reductions=3"])
+        assert cli.space_from_flags().num_stacks == 4
+
+
+def test_a_registered_space_or_strategy_gets_the_flags_it_declares(monkeypatch):
+    class TinySpace(kn.spaces.ConvNetSpace):
+        cli_flags = {"num_cells": "num_stages", "learning_rate": "learning_rate"}
+
+    class CappedOracle(kn.oracles.RandomSearchOracle):
+        cli_flags = {"max_params": "limit", "max_layers": ("depth", 1)}
+
+    monkeypatch.setitem(kn.spaces.SPACES, "tiny", TinySpace)
+    monkeypatch.setitem(kn.oracles.STRATEGIES, "capped", CappedOracle)
+    with flagsaver.flagsaver():
+        cli.parse_flags(["kerasnas", "--num_cells=3", "--max_params=7", "--max_layers=2"])
+        cli.FLAGS.space, cli.FLAGS.strategy = "tiny", "capped"
+        space = cli.space_from_flags()
+        assert isinstance(space, TinySpace) and space.num_stages == 3
+        assert cli.strategy_kwargs() == {"limit": 7, "depth": 3}
+        # The other takers of those flags are named in the errors.
+        cli.FLAGS.space, cli.FLAGS.strategy = "macro", "random"
+        with pytest.raises(cli.UsageError, match="only to nasnet, nasbench101, nasbench201, tiny"):
+            cli.space_from_flags()
+        with pytest.raises(cli.UsageError, match=re.escape("--strategy=morphism|capped only")):
+            cli.strategy_kwargs()
+
+
+def test_every_declared_argument_is_a_constructor_argument():
+    for registry in (cli.SPACES, kn.oracles.STRATEGIES):
+        for cls in registry.values():
+            inits = [vars(k)["__init__"] for k in cls.__mro__[:-1] if "__init__" in vars(k)]
+            arguments = set().union(*(inspect.signature(init).parameters for init in inits))
+            for flag, target in getattr(cls, "cli_flags", {}).items():
+                argument = target if isinstance(target, str) else target[0]
+                assert argument in arguments, (cls.__name__, flag, argument)
+                assert cli.FLAGS[flag].default is None, flag
 
 
 def test_mirrored_distribution_exports_a_plain_model(tmp_path):

@@ -8,7 +8,20 @@ from kerasnas.spaces.nasbench101 import NASBench101Space
 from kerasnas.spaces.nasbench201 import NASBench201Space
 from kerasnas.spaces.nasnet import NASNetSpace
 
+#: Spaces by name: the `--space` values of the command line (`python -m kerasnas`).
+#: Each class's `cli_flags` maps the command-line flags it takes to its constructor
+#: arguments: `flag: argument`, or `flag: (argument, offset)` when the argument is the
+#: flag's value plus `offset`. A class without `cli_flags` takes no space flag.
+SPACES: dict[str, type[SearchSpace]] = {
+    "nasnet": NASNetSpace,
+    "convnet": ConvNetSpace,
+    "macro": MacroSpace,
+    "nasbench101": NASBench101Space,
+    "nasbench201": NASBench201Space,
+}
+
 __all__ = [
+    "SPACES",
     "ChainSpace",
     "ConvNetSpace",
     "Decision",

@@ -65,6 +65,9 @@ class ConvNetSpace(SearchSpace):
         name: The space's name.
     """
 
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
+    cli_flags = {"learning_rate": "learning_rate"}
+
     def __init__(
         self,
         num_classes: int | None = None,

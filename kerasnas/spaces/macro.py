@@ -43,6 +43,9 @@ class MacroSpace(SearchSpace):
         name: The space's name.
     """
 
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
+    cli_flags = {"filters": "init_channels", "stages": "stages", "learning_rate": "learning_rate"}
+
     def __init__(
         self,
         num_classes: int | None = None,

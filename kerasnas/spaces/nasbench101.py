@@ -87,6 +87,15 @@ class NASBench101Space(SearchSpace):
         name: The space's name.
     """
 
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set;
+    #: `(argument, offset)`: the argument is the flag's value plus offset.
+    cli_flags = {
+        "num_cells": "cells_per_stack",
+        "num_reductions": ("num_stacks", 1),  # Stacks are separated by downsamplings.
+        "filters": "stem_filters",
+        "learning_rate": "learning_rate",
+    }
+
     def __init__(
         self,
         num_classes: int | None = None,

@@ -71,6 +71,13 @@ class NASBench201Space(SearchSpace):
         name: The space's name.
     """
 
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
+    cli_flags = {
+        "num_cells": "cells_per_stage",
+        "filters": "stem_filters",
+        "learning_rate": "learning_rate",
+    }
+
     def __init__(
         self,
         num_classes: int | None = None,

@@ -52,6 +52,16 @@ class NASNetSpace(SearchSpace):
         name: The space's name.
     """
 
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
+    cli_flags = {
+        "num_blocks": "num_blocks",
+        "num_cells": "num_cells",
+        "num_reductions": "num_reductions",
+        "filters": "filters",
+        "ops": "ops",
+        "learning_rate": "learning_rate",
+    }
+
     def __init__(
         self,
         num_classes: int | None = None,

@@ -1,0 +1,329 @@
+"""Runs `python -m kerasnas`: parses the flags, then searches (or `--show`s a project).
+
+The space and strategy flags are applied from the registries' declarations
+(`cli_flags` of the classes in `kerasnas.spaces.SPACES` and
+`kerasnas.oracles.STRATEGIES`), read when the command runs, so a class
+registered there gets its flags checked and applied here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NoReturn
+
+from absl import app, flags
+from absl import logging as absl_logging
+from keras_tuner.engine import metrics_tracking
+
+from kerasnas import data, distributed
+from kerasnas._io import read_json
+from kerasnas.cli import flags as flag_definitions
+from kerasnas.oracles import STRATEGIES
+from kerasnas.search import METADATA, Search
+from kerasnas.spaces import SPACES, SearchSpace
+
+FLAGS = flags.FLAGS
+PROGRAM = "kerasnas"
+parse_objective = flag_definitions.parse_objective
+
+
+class UsageError(Exception):
+    """A bad flag value: reported as one line on stderr, exit status 2."""
+
+
+def _usage_exit(message: str) -> NoReturn:
+    print(f"{PROGRAM}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def _given_flags(registry: Mapping[str, type]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The flags given that the registry's classes declare, each with its takers."""
+    for flag, users in flag_definitions.declarations(registry).items():
+        if FLAGS[flag].value is not None:
+            yield flag, users
+
+
+def _argument(flag: str, target: tuple[str, int]) -> tuple[str, Any]:
+    """The constructor argument that a given flag sets, and its value."""
+    argument, offset = target
+    value = FLAGS[flag].value
+    convert = flag_definitions.CONVERSIONS.get(flag)
+    if convert is not None:
+        value = convert(value)
+    return argument, value + offset if offset else value
+
+
+def space_from_flags() -> SearchSpace:
+    """The space that the space flags describe (its shape and classes come from the data)."""
+    space = FLAGS.space
+    kwargs: dict[str, Any] = {}
+    for flag, users in _given_flags(SPACES):
+        if space not in users:
+            raise UsageError(
+                f"--{flag} does not apply to --space={space} (only to {', '.join(users)})."
+            )
+        argument, value = _argument(flag, users[space])
+        kwargs[argument] = value
+    try:
+        return SPACES[space](**kwargs)
+    except ValueError as err:
+        raise UsageError(f"--space={space}: {err}") from None
+
+
+def strategy_kwargs() -> dict[str, Any]:
+    """The oracle arguments that the strategy flags set."""
+    strategy = FLAGS.strategy
+    kwargs = {}
+    for flag, users in _given_flags(STRATEGIES):
+        if strategy not in users:
+            raise UsageError(
+                f"--{flag} applies to --strategy={'|'.join(users)} only, not to "
+                f"--strategy={strategy}."
+            )
+        argument, value = _argument(flag, users[strategy])
+        kwargs[argument] = value
+    return kwargs
+
+
+def _export_path() -> str | None:
+    if FLAGS.export is None:
+        return os.path.join(FLAGS.directory, FLAGS.project_name, "best.keras")
+    return FLAGS.export or None
+
+
+def _check_distribution() -> None:
+    if FLAGS.distribution == "multi_worker" and not os.environ.get("TF_CONFIG"):
+        raise UsageError(
+            "--distribution=multi_worker needs the TF_CONFIG environment variable describing "
+            "the cluster and this worker's task; run the same command on every worker."
+        )
+
+
+def _distribution_strategy(name: str) -> Any:
+    """The tf.distribute strategy of a `--distribution` value (None for none)."""
+    if name == "none":
+        return None
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _show() -> int:
+    """Prints the results table of the stored project."""
+    project = os.path.join(FLAGS.directory, FLAGS.project_name)
+    metadata_path = os.path.join(project, METADATA)
+    if not os.path.isfile(metadata_path):
+        raise UsageError(
+            f"no kerasnas project in {project} (it has no {METADATA}); "
+            "check --directory and --project_name."
+        )
+    try:
+        stored = read_json(metadata_path)
+        config = dict(stored["space"])
+        class_name = config.pop("class")
+        strategy = stored["strategy"]
+        objective_name = stored["objective"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"{metadata_path} cannot be read: {err}") from None
+    space_class = next((c for c in SPACES.values() if c.__name__ == class_name), None)
+    if space_class is None:
+        raise UsageError(
+            f"{project} was searched with a space the command line lacks: {class_name}."
+        )
+    strategy = {c.__name__: n for n, c in STRATEGIES.items()}.get(strategy, strategy)
+    if strategy not in STRATEGIES:
+        raise UsageError(f"{project} was searched with an unknown strategy {strategy!r}.")
+    objective: Any = objective_name
+    if metrics_tracking.infer_metric_direction(objective_name) is None:
+        given = parse_objective(FLAGS.objective)
+        if getattr(given, "name", given) != objective_name:
+            raise UsageError(
+                f"{project} optimised {objective_name!r}; pass --objective={objective_name}:max "
+                f"or --objective={objective_name}:min to show it."
+            )
+        objective = given
+    try:
+        space = space_class(**config)
+        search = Search(
+            space,
+            strategy,
+            objective=objective,
+            directory=FLAGS.directory,
+            project_name=FLAGS.project_name,
+            verbose=1,
+        )
+        records = search.results()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    shown = {k: v for k, v in config.items() if k not in ("input_shape", "num_classes")}
+    knobs = ", ".join(f"{key}={value}" for key, value in shown.items())
+    print(
+        f"[kerasnas] project {project}: {class_name}({knobs}) on inputs of shape "
+        f"{tuple(space.input_shape)} with {space.num_classes} classes; strategy {strategy}, "
+        f"objective {search.objective.name} ({search.objective.direction}), {len(records)} trials",
+        flush=True,
+    )
+    search.summary(k=max(1, len(records)))
+    return 0
+
+
+def _set_role() -> None:
+    """Sets keras-tuner's chief/worker environment variables from --role."""
+    if FLAGS.role == "none":
+        return
+    host, _, port = FLAGS.chief_address.rpartition(":")
+    if not host or not port.isdigit():
+        _usage_exit(
+            f"--chief_address must be host:port, e.g. 127.0.0.1:8000; got {FLAGS.chief_address!r}"
+        )
+    os.environ.update(distributed.role_env(FLAGS.role, host, int(port), FLAGS.worker_id))
+
+
+def _search() -> int:
+    """Runs (or resumes) the search the flags describe and exports the best model."""
+    _set_role()
+    space = space_from_flags()
+    oracle_kwargs = strategy_kwargs()
+    objective = parse_objective(FLAGS.objective)
+    export = _export_path()
+    _check_distribution()
+
+    # A multi-worker strategy must exist before TensorFlow runs anything (a tfds
+    # dataset, the controller's policy), so it comes first.
+    distribution = _distribution_strategy(FLAGS.distribution)
+    try:
+        search = Search(
+            space,
+            FLAGS.strategy,
+            objective=objective,
+            max_trials=FLAGS.max_trials,
+            time_budget=FLAGS.time_budget,
+            directory=FLAGS.directory,
+            project_name=FLAGS.project_name,
+            overwrite=FLAGS.overwrite,
+            distribution_strategy=distribution,
+            seed=FLAGS.seed,
+            max_model_size=FLAGS.max_model_size,
+            verbose=1,
+            **oracle_kwargs,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    try:
+        (x, y), (x_val, y_val), _ = data.load(FLAGS.dataset)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(f"--dataset={FLAGS.dataset}: {err}") from None
+    print(
+        f"[kerasnas] dataset {FLAGS.dataset}: {len(x)} training and {len(x_val)} validation "
+        f"examples of shape {tuple(x.shape[1:])}",
+        flush=True,
+    )
+    if distribution is not None:
+        print(
+            f"[kerasnas] distribution: {type(distribution).__name__} with "
+            f"{distribution.num_replicas_in_sync} replica(s)",
+            flush=True,
+        )
+    try:
+        # Search.fit checks the data, the objective and a resumed project's space
+        # (ValueError) before it trains or writes anything.
+        search.fit(
+            x,
+            y,
+            validation_data=(x_val, y_val),
+            epochs=FLAGS.epochs,
+            batch_size=FLAGS.batch_size,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+    if export is None or distributed.is_worker():  # keras-tuner workers export nothing.
+        return 0
+    try:
+        best = search.best_trials(1)[0]
+    except ValueError as err:  # Every trial failed: nothing to export.
+        print(f"{PROGRAM}: error: {_one_line(str(err))}", file=sys.stderr, flush=True)
+        return 1
+    path = search.export(export)
+    if path is None:  # A multi-worker replica that is not the cluster's chief.
+        return 0
+    print(
+        f"[kerasnas] best model (trial {best.trial_id}, {search.objective.name}="
+        f"{best.score:.4f}) exported to {path}",
+        flush=True,
+    )
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Runs the command once the flags are parsed; returns the exit status.
+
+    Args:
+        argv: The command line left after flag parsing (the program name only).
+
+    Returns:
+        0 on success; 1 when every trial failed, so that there is no model to
+        export; 2 for a bad flag value. Errors are one `kerasnas: error:` line
+        on stderr.
+    """
+    if not FLAGS["verbosity"].present:
+        # absl's app.run turns INFO logging on; keep library chatter (tensorflow-datasets,
+        # keras-tuner) off stderr unless --verbosity asks for it.
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    try:
+        if len(argv) > 1:
+            raise UsageError(
+                f"unexpected arguments {list(argv[1:])}; every option is a --flag=value."
+            )
+        return _show() if FLAGS.show else _search()
+    except UsageError as err:
+        print(f"{PROGRAM}: error: {_one_line(str(err))}", file=sys.stderr, flush=True)
+        return 2
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+    """Parses the command line into `FLAGS` (`--flagfile` included).
+
+    A bad value exits with status 2 and one line on stderr, instead of absl's
+    usage dump and status 1; the help flags exit with status 0.
+
+    Args:
+        argv: The command line, the program name first.
+
+    Returns:
+        The arguments that are not flags, the program name first.
+    """
+    try:
+        return FLAGS(list(argv))
+    except flags.Error as err:
+        _usage_exit(str(err).removeprefix("ERROR:: "))
+    except SystemExit as exit_:
+        # absl's --help, --helpshort, --helpfull and --helpxml exit with 1 once they
+        # have printed the help; nothing else exits while flags are parsed.
+        if exit_.code == 1:
+            sys.exit(0)
+        raise
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """The `kerasnas` console script and `python -m kerasnas`: parses the flags, runs `main`."""
+    argv = list(sys.argv if argv is None else argv)
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and not getattr(main_module, "__doc__", None):
+        # absl's --help prints the main module's docstring (a console script has none).
+        main_module.__doc__ = sys.modules[__package__].__doc__
+    # --help lists the key flags of the main module: make the kerasnas flags its key flags.
+    for flag in FLAGS.get_flags_for_module(flag_definitions.__name__):
+        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    try:
+        app.run(main, argv=argv, flags_parser=parse_flags)
+    except KeyboardInterrupt:
+        sys.exit(130)
