@@ -63,7 +63,7 @@ import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerasnas as kn  # noqa: E402
-from kerasnas.search import (  # noqa: E402
+from kerasnas.training import (  # noqa: E402
     epochs_within,
     fit_within,
     measure_step_seconds,

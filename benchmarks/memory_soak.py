@@ -22,7 +22,7 @@ import keras  # noqa: E402
 import psutil  # noqa: E402
 
 import kerasnas as kn  # noqa: E402
-from kerasnas.tuner import NasTuner  # noqa: E402
+from kerasnas.training import NasTuner  # noqa: E402
 
 
 class RecordRSS(keras.callbacks.Callback):

@@ -1,6 +1,6 @@
 """kerasnas: Keras-native neural architecture search on keras-tuner."""
 
-from kerasnas import report  # noqa: I001 - first: installs the kerasnas log handler.
+from kerasnas import report  # noqa: F401, I001 - first: installs the kerasnas log handler.
 from kerasnas import benchmarks, data, distributed, morph, objectives, oneshot, oracles, spaces
 from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError

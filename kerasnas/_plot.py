@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from kerasnas.architecture import INPUT_PREFIX, OUTPUT, Architecture, Cell
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Types only: architecture.py imports this module to draw.
+    from kerasnas.architecture import Architecture, Cell
+
+# The labels of a cell's input and output vertices (as in `kerasnas.architecture`).
+INPUT_PREFIX = "input"
+OUTPUT = "output"
 
 _COLOURS = {"input": "#cfe2f3", "output": "#d9ead3", "add": "#fff2cc", "op": "#f4cccc"}
 

@@ -22,8 +22,8 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-INPUT_PREFIX = "input"
-OUTPUT = "output"
+from kerasnas import _plot
+from kerasnas._plot import INPUT_PREFIX, OUTPUT
 
 Scalar = bool | int | float | str
 
@@ -333,8 +333,6 @@ class Architecture:
             raise ValueError(
                 f"arch.plot() writes .png, .svg or .pdf files. Received: path={path!r}."
             )
-        from kerasnas import _plot
-
         if shutil.which("dot"):
             _plot.plot_with_graphviz(self, path, fmt)
         else:

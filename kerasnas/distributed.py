@@ -15,15 +15,17 @@ reach the port can read and change the search. Bind the chief to 127.0.0.1
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 
 CHIEF = "chief"
+
+log = logging.getLogger(__name__)
 
 
 def has_chief() -> bool:
@@ -168,7 +170,7 @@ def launch(
                 worker.terminate()
                 code = worker.wait()
             if code != 0 and i not in reported:
-                print(f"[kerasnas] worker {i} exited with status {code}", file=sys.stderr)
+                log.warning("worker %d exited with status %s", i, code)
         return status
     except BaseException:
         for proc in [chief, *workers]:
@@ -205,15 +207,16 @@ def _supervise(
             code = worker.poll()
             if code not in (None, 0) and i not in reported:
                 reported.add(i)
-                print(f"[kerasnas] worker {i} exited with status {code}", file=sys.stderr)
+                log.warning("worker %d exited with status %s", i, code)
         if all(worker.poll() is not None for worker in workers):
             orphaned_since = orphaned_since or now
             if now - orphaned_since > orphan_grace:
                 codes = [worker.returncode for worker in workers]
-                print(
-                    f"[kerasnas] every worker has exited (statuses {codes}) and the chief "
-                    f"still waits after {orphan_grace:.0f}s; stopping the chief",
-                    file=sys.stderr,
+                log.warning(
+                    "every worker has exited (statuses %s) and the chief still waits after "
+                    "%.0fs; stopping the chief",
+                    codes,
+                    orphan_grace,
                 )
                 chief.terminate()
                 try:

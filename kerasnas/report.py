@@ -2,8 +2,8 @@
 
 Every module logs through `logging.getLogger(__name__)`, a child of the
 `kerasnas` logger. That logger has a handler of its own (as Optuna's and
-TensorFlow's do) that writes INFO and above to the current `sys.stdout` as
-`[kerasnas] message` lines, so that a search shows its progress in a script,
+TensorFlow's do) that writes `[kerasnas] message` lines: INFO to the current
+`sys.stdout`, warnings and errors to `sys.stderr`, so that a search shows its progress in a script,
 a notebook or a terminal without any logging set-up. To route the messages
 elsewhere, remove it (`kerasnas.report.disable_default_handler()`) and
 configure `logging` as usual; `logging.getLogger("kerasnas").setLevel(...)`
@@ -26,12 +26,14 @@ logger = logging.getLogger(LOGGER_NAME)
 
 
 class _StdoutHandler(logging.Handler):
-    """Writes records to the `sys.stdout` of the moment (pytest and notebooks replace it)."""
+    """Writes INFO records to the `sys.stdout` of the moment, warnings and errors to
+    `sys.stderr` (looked up at each record: pytest and notebooks replace them)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stdout.write(self.format(record) + "\n")
-            sys.stdout.flush()
+            stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+            stream.write(self.format(record) + "\n")
+            stream.flush()
         except Exception:  # noqa: BLE001 - logging must never break a search.
             self.handleError(record)
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from kerasnas.benchmarks.tabular import TabularBenchmark
+from kerasnas.report import show as show_line
 
 
 @dataclasses.dataclass
@@ -130,7 +131,7 @@ def compare(
             )
             results[strategy] = result
             if verbose:
-                print(result.line(budget), flush=True)
+                show_line(result.line(budget))
     if plot is not None:
         plot_curves(results, plot, report=report, title=f"{bench.source}")
     return results

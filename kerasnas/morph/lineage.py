@@ -129,3 +129,17 @@ def build(space: Any, values: Mapping[str, Any], ops: Any = None) -> keras.Model
     lineage = of(values)
     ops = (lineage.ops if lineage else ()) if ops is None else ops
     return morph.apply(model, list(ops)) if ops else model
+
+
+def graph(space: Any, values: Mapping[str, Any]) -> Any:
+    """The morph graph (`kerasnas.morph.graph.Graph`) of a trial's network, weights untrained."""
+    import numpy as np
+
+    from kerasnas.morph import graph as graph_module  # Here: kerasnas.morph imports this module.
+    from kerasnas.morph import transforms
+
+    result = graph_module.from_model(space.build(space.decode(values)))
+    rng = np.random.default_rng(0)
+    for op in (of(values) or Lineage()).ops:
+        transforms.apply_op(result, op, rng)
+    return result

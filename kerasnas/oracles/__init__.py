@@ -1,6 +1,6 @@
 """Search strategies, each a keras-tuner Oracle."""
 
-from kerasnas.oracles.base import NasOracle
+from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
 from kerasnas.oracles.controller import ControllerOracle
 from kerasnas.oracles.evolution import EvolutionOracle
 from kerasnas.oracles.morphism import MorphismOracle
@@ -13,7 +13,8 @@ from kerasnas.oracles.oneshot import (
 )
 from kerasnas.oracles.random import RandomSearchOracle
 
-# Strategy names accepted by `kerasnas.Search(strategy=...)`.
+# Strategy names accepted by `kerasnas.Search(strategy=...)`, also the `--strategy` values of
+# `python -m kerasnas`; an oracle's `cli_flags` maps the flags it takes to its arguments.
 STRATEGIES = {
     "random": RandomSearchOracle,
     "evolution": EvolutionOracle,
@@ -26,8 +27,30 @@ STRATEGIES = {
     "gdas": GDASOracle,
 }
 
+
+
+def register(name: str, strategy: type[NasOracle]) -> None:
+    """Makes `kerasnas.Search(strategy=name)` (and `--strategy=name`) run `strategy`.
+
+    Args:
+        name: The strategy's name; it must not name a registered strategy.
+        strategy: A subclass of `NasOracle` (see docs/architecture.md).
+    """
+    if not (isinstance(strategy, type) and issubclass(strategy, NasOracle)):
+        raise ValueError(
+            f"A strategy must be a subclass of kerasnas.oracles.NasOracle. Received: {strategy!r}."
+        )
+    if name in STRATEGIES:
+        raise ValueError(
+            f"The strategy name {name!r} is already registered (to "
+            f"{STRATEGIES[name].__name__}); choose another name."
+        )
+    STRATEGIES[name] = strategy
+
+
 __all__ = [
     "STRATEGIES",
+    "register",
     "ControllerOracle",
     "DARTSOracle",
     "ENASOracle",
@@ -35,6 +58,8 @@ __all__ = [
     "GDASOracle",
     "MorphismOracle",
     "NasOracle",
+    "SearchContext",
+    "TrialContext",
     "OneShotOracle",
     "RandomSearchOracle",
     "SPOSOracle",

@@ -2,21 +2,78 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import glob
+import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
+import keras
 import keras_tuner
 import numpy as np
-from keras_tuner.src.distribute import utils as dist_utils
-from keras_tuner.src.engine import trial as trial_module
-from keras_tuner.src.engine.oracle import synchronized
+from keras_tuner import synchronized
+from keras_tuner.engine import trial as trial_module
 
+from kerasnas import distributed
 from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture, OutOfSpaceError
 from kerasnas.spaces.base import ENUMERATION_LIMIT, SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchContext:
+    """What a strategy's `prepare` hook is given: the search's data and its folder.
+
+    Args:
+        train: The training data, a batched `tf.data.Dataset` of `(x, y)`.
+        validation: The validation data (a batched dataset), or None.
+        directory: The project directory, where the strategy may keep files.
+        distribution_strategy: The `tf.distribute.Strategy` of the search,
+            or None.
+        progress: Whether to report progress.
+    """
+
+    train: Any
+    validation: Any
+    directory: str
+    distribution_strategy: Any = None
+    progress: bool = True
+
+
+class TrialContext(Protocol):
+    """What a strategy's `model_for_trial` hook is given; the trial runner implements it.
+
+    Attributes:
+        trial: The `keras_tuner` trial whose model is built.
+        training: True when the model is built to train the trial; False when
+            it is built to load the trial's trained weights into it, or to
+            train the network again from scratch (`Search.retrain`).
+        seed: The trial's own seed (from the search's seed and the trial id).
+    """
+
+    trial: trial_module.Trial
+    training: bool
+    seed: int
+
+    def build(self) -> keras.Model:
+        """The default model: the space's model of the trial's architecture, compiled."""
+
+    def compile(self, model: keras.Model) -> keras.Model:
+        """Compiles `model` with the search's recipe (when it has one); returns it."""
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        """The distribution strategy's scope, for creating variables."""
+
+    def checkpoint(self, trial_id: str) -> str | None:
+        """The saved weights of a finished trial, or None when they are missing."""
+
+    def record(self, *, metrics: Mapping[str, float] = (), files: Mapping[str, Any] = ()) -> None:
+        """Adds metrics to the trial's record and JSON files to its folder."""
 
 
 class NasOracle(keras_tuner.Oracle):
@@ -43,6 +100,14 @@ class NasOracle(keras_tuner.Oracle):
         **kwargs: Other `keras_tuner.Oracle` arguments, e.g.
             `max_consecutive_failed_trials` and `max_retries_per_trial`.
     """
+
+    #: True when the strategy cannot run without kerasnas's trial runner
+    #: (`kerasnas.NasTuner`, which `kerasnas.Search` uses): its hooks are
+    #: essential and a plain `keras_tuner.Tuner` would not call them. Such a
+    #: strategy refuses to be given to a plain Tuner.
+    needs_runner: ClassVar[bool] = False
+    #: True when `prepare` needs validation data (`Search.fit` checks it first).
+    needs_validation_data: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -79,6 +144,51 @@ class NasOracle(keras_tuner.Oracle):
             trial_timeout = float(os.environ.get("KERASNAS_TRIAL_TIMEOUT", 120))
         self.trial_timeout = trial_timeout
         self._last_seen: dict[str, float] = {}  # trial id -> time of the last heartbeat
+        self._runner_attached = False
+
+    # -- Hooks the trial runner calls -------------------------------------------
+    def prepare(self, context: SearchContext) -> None:
+        """Runs once on the chief when a search begins, before the first trial.
+
+        E.g. a one-shot strategy trains its supernet here. Its time counts
+        against the search's `time_budget`. The default does nothing.
+        """
+
+    def model_for_trial(self, trial: trial_module.Trial, context: TrialContext) -> keras.Model:
+        """The compiled model a trial trains; the default is `context.build()`.
+
+        E.g. network morphism grows the parent trial's trained model, and
+        one-shot search starts from the supernet's weights.
+        """
+        return context.build()
+
+    def trial_epochs(self, trial: trial_module.Trial) -> int | None:
+        """Epochs the trial trains for; None (the default) means `fit`'s `epochs`."""
+        return None
+
+    def network_hash(self, values: Mapping[str, Any]) -> str:
+        """The hash of the network a trial's values describe (results and progress lines)."""
+        return self._compute_values_hash(values)
+
+    def trial_details(self, trial: trial_module.Trial) -> dict[str, Any]:
+        """Strategy-specific fields of the trial's `Search.results()` record ({} by default)."""
+        return {}
+
+    def attach_runner(self) -> None:
+        """Called by kerasnas's trial runner before it uses the oracle."""
+        self._runner_attached = True
+
+    def _set_project_dir(self, directory: str, project_name: str) -> None:
+        # Every keras-tuner Tuner calls this while it is constructed: the earliest point
+        # where a strategy can refuse a Tuner that would not call its hooks.
+        if self.needs_runner and not self._runner_attached:
+            raise ValueError(
+                f"{type(self).__name__} needs kerasnas's trial runner, which calls its "
+                "hooks (see docs/architecture.md); a plain keras_tuner.Tuner would not. "
+                "Use kerasnas.Search(space, strategy=oracle) or "
+                "kerasnas.NasTuner(oracle, space) instead."
+            )
+        super()._set_project_dir(directory, project_name)
 
     # -- Helpers for subclasses --------------------------------------------
     def rng(self) -> np.random.Generator:
@@ -94,20 +204,20 @@ class NasOracle(keras_tuner.Oracle):
     def stop(self, reason: str) -> dict[str, Any]:
         """The `populate_space` response that ends the search."""
         if self.stop_reason is None:
-            print(f"[kerasnas] search stopped: {reason}")
+            log.info("search stopped: %s", reason)
         self.stop_reason = reason
         return {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
     def request_stop(self, reason: str) -> None:
         """Starts no further trial (running ones finish); e.g. a budget is spent."""
         if not self._stop_requested:
-            print(f"[kerasnas] search stopped: {reason}")
+            log.info("search stopped: %s", reason)
         self._stop_requested = True
         self.stop_reason = reason
 
     @synchronized
     def create_trial(self, tuner_id: str) -> trial_module.Trial:
-        chief = dist_utils.is_chief_oracle()
+        chief = distributed.is_chief()
         if chief:
             self._requeue_lost_trials()
         if self._stop_requested and tuner_id not in self.ongoing_trials:
@@ -139,9 +249,11 @@ class NasOracle(keras_tuner.Oracle):
         for tuner_id, trial in list(self.ongoing_trials.items()):
             seen = self._last_seen.get(trial.trial_id, now)
             if now - seen > self.trial_timeout:
-                print(
-                    f"[kerasnas] worker {tuner_id} sent no heartbeat for {now - seen:.0f}s; "
-                    f"trial {trial.trial_id} goes to another worker"
+                log.warning(
+                    "worker %s sent no heartbeat for %.0fs; trial %s goes to another worker",
+                    tuner_id,
+                    now - seen,
+                    trial.trial_id,
                 )
                 del self.ongoing_trials[tuner_id]
                 self.tuner_ids.discard(tuner_id)

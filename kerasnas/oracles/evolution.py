@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from kerasnas.oracles.base import NasOracle
 from kerasnas.spaces.base import SearchSpace
@@ -40,6 +40,9 @@ class EvolutionOracle(NasOracle):
         **kwargs: `NasOracle` arguments: `objective`, `max_trials`, `seed`,
             and keras-tuner `Oracle` arguments.
     """
+
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
+    cli_flags = {"population_size": "population_size", "sample_size": "sample_size"}
 
     def __init__(
         self, space: SearchSpace, population_size: int = 20, sample_size: int = 5, **kwargs: Any

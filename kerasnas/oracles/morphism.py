@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import numpy as np
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from kerasnas.architecture import Architecture
+from kerasnas.morph import bayesian, inherit, lineage, transforms
 from kerasnas.morph import graph as graph_module
-from kerasnas.morph import lineage, transforms
 from kerasnas.morph.channels import MorphError
-from kerasnas.morph.descriptor import Descriptor, describe, distance
-from kerasnas.oracles.base import NasOracle
+from kerasnas.morph.descriptor import Descriptor, describe
+from kerasnas.oracles.base import NasOracle, TrialContext
 from kerasnas.spaces.base import SearchSpace
 from kerasnas.spaces.nasnet import DEFAULT_OPS
 
@@ -45,13 +43,15 @@ class MorphismOracle(NasOracle):
 
     A child's trial values hold the root architecture's decisions plus its
     lineage (`kerasnas.morph.lineage`: the op strings, the parent trial, the
-    noise), so `NasTuner` can rebuild the parent, load its checkpoint and
-    apply the new ops; when the checkpoint is missing the child trains from
-    scratch and its trial records `inherited=0`. The GP is refitted from the
-    trial store at every proposal and the descriptors of trained networks are
-    saved with the oracle's state, so a resumed search (`overwrite=False`)
-    continues with the same data; several trials in flight use what has
-    finished.
+    noise), so its `model_for_trial` hook can rebuild the parent, load its
+    checkpoint and apply the new ops (`kerasnas.morph.inherit`). It needs
+    kerasnas's trial runner (`kn.Search` or `kn.NasTuner`), which calls that
+    hook: a plain `keras_tuner.Tuner` is refused. When the checkpoint is
+    missing the child trains from scratch and its trial records
+    `inherited=0`. The GP is refitted from the trial store at every
+    proposal and the descriptors of trained networks are saved with the
+    oracle's state, so a resumed search (`overwrite=False`) continues with
+    the same data; several trials in flight use what has finished.
 
     Args:
         space: The space of the root architectures (a space whose models
@@ -86,6 +86,16 @@ class MorphismOracle(NasOracle):
         **kwargs: `NasOracle` arguments: `objective`, `max_trials`, `seed`, ...
     """
 
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
+    cli_flags = {
+        "morphism_mode": "mode",
+        "morphism_max_ops": "max_ops",
+        "max_params": "max_params",
+        "max_layers": "max_layers",
+    }
+
+    needs_runner = True  # Children inherit through `model_for_trial`.
+
     def __init__(
         self,
         space: SearchSpace,
@@ -104,35 +114,10 @@ class MorphismOracle(NasOracle):
         learning_rate_scale: float = 0.1,
         **kwargs: Any,
     ):
-        if mode not in MODES:
-            raise ValueError(f"Unknown mode {mode!r}; choose one of {list(MODES)}.")
-        for name, value in (
-            ("initial_trials", initial_trials),
-            ("max_ops", max_ops),
-            ("num_candidates", num_candidates),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}.")
-        for name, value in (("max_params", max_params), ("max_layers", max_layers)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(
-                    f"{name} must be a positive integer or None. Received: {name}={value!r}."
-                )
-        unknown = set(kinds) - set(transforms.KINDS)
-        if unknown or not kinds:
-            raise ValueError(
-                f"kinds must be a non-empty subset of {list(transforms.KINDS)}. "
-                f"Received: {list(kinds)}."
-            )
-        if beta < 0 or noise < 0:
-            raise ValueError(f"beta and noise must be >= 0. Received: {beta}, {noise}.")
-        if not learning_rate_scale > 0:
-            raise ValueError(f"learning_rate_scale must be > 0. Received: {learning_rate_scale}.")
-        if temperature <= 0 or not 0 < cooling < 1:
-            raise ValueError(
-                "temperature must be > 0 and cooling in (0, 1). "
-                f"Received: temperature={temperature}, cooling={cooling}."
-            )
+        _check_arguments(
+            mode, initial_trials, max_ops, num_candidates, max_params, max_layers, kinds,
+            beta, noise, learning_rate_scale, temperature, cooling,
+        )  # fmt: skip
         super().__init__(space, **kwargs)
         self.mode = mode
         self.initial_trials = initial_trials
@@ -171,11 +156,17 @@ class MorphismOracle(NasOracle):
         else:
             child = self._bayesian(trained, rng)
         if child is None:
-            return self.stop(self._exhausted_message(len(trained)))
+            reason = f"no new morphism of the {len(trained)} trained networks"
+            if self._over_limits:
+                return self.stop(
+                    f"{reason} fits within {self._limits_text()} ({self._over_limits} "
+                    "candidates were over the limits); raise the limits to go on"
+                )
+            return self.stop(f"{reason} was found (max_ops={self.max_ops}); raise max_ops to go on")
         parent, ops = child
         parent_lineage = lineage.of(parent.hyperparameters.values) or lineage.Lineage()
         values = {
-            **self._root_values(parent),
+            **{k: v for k, v in parent.hyperparameters.values.items() if k not in lineage.KEYS},
             **lineage.Lineage(
                 ops=parent_lineage.ops + tuple(ops),
                 parent=parent.trial_id,
@@ -200,8 +191,8 @@ class MorphismOracle(NasOracle):
             arch = self.sample_new(rng)
             if arch is None:
                 break
-            graph = self._graph_of(self.space.encode(arch))
-            if self._within_limits(graph):
+            graph = lineage.graph(self.space, self.space.encode(arch))
+            if _within(graph, self.max_params, self.max_layers):
                 return self.propose(arch)
         return self.stop(
             "no new root architecture of the space fits within "
@@ -223,32 +214,11 @@ class MorphismOracle(NasOracle):
     def _bayesian(
         self, trained: list[trial_module.Trial], rng: np.random.Generator
     ) -> tuple[trial_module.Trial, list[str]] | None:
-        gp = self._fit_gp(trained)
-        counter = itertools.count()
-        heap: list[tuple[float, int, trial_module.Trial, graph_module.Graph, list[str]]] = []
-        for trial in trained:
-            own = gp.ucb(self._descriptor(trial))
-            heapq.heappush(heap, (-own, next(counter), trial, self._graph(trial), []))
-        best: tuple[float, trial_module.Trial, list[str]] | None = None
-        temperature, evaluated = self.temperature, 0
-        while heap and evaluated < self.num_candidates:
-            negative, _, parent, graph, ops = heapq.heappop(heap)
-            if len(ops) >= self.max_ops:
-                continue
-            for _ in range(3):  # Neighbours of each expanded network.
-                found = self._grow(parent, graph, ops, 1, rng)
-                if found is None:
-                    continue
-                child_graph, child_ops = found
-                value = gp.ucb(describe(child_graph))
-                evaluated += 1
-                if best is None or value > best[0]:
-                    best = (value, parent, child_ops)
-                delta = value + negative
-                if delta > 0 or rng.random() < math.exp(delta / temperature):
-                    heapq.heappush(heap, (-value, next(counter), parent, child_graph, child_ops))
-            temperature = max(temperature * self.cooling, 1e-3)
-        return None if best is None else (best[1], best[2])
+        return bayesian.best_child(
+            self._fit_gp(trained), trained, self._graph, self._descriptor, self._grow, rng,
+            num_candidates=self.num_candidates, max_ops=self.max_ops,
+            temperature=self.temperature, cooling=self.cooling,
+        )  # fmt: skip
 
     def _grow(
         self,
@@ -275,7 +245,7 @@ class MorphismOracle(NasOracle):
         values.update(lineage.Lineage(ops=parent_ops + tuple(new)).values())
         if self._compute_values_hash(values) in self._tried_so_far:
             return None
-        if not self._within_limits(child):
+        if not _within(child, self.max_params, self.max_layers):
             self._over_limits += 1
             return None
         return child, new
@@ -287,20 +257,9 @@ class MorphismOracle(NasOracle):
         return self._found[2]
 
     # -- The Gaussian process ---------------------------------------------------
-    def _fit_gp(self, trained: list[trial_module.Trial]) -> _GaussianProcess:
-        ids = [t.trial_id for t in trained]
-        descriptors = [self._descriptor(t) for t in trained]
-        n = len(ids)
-        d = np.zeros((n, n))
-        for i in range(n):
-            for j in range(i + 1, n):
-                pair = (ids[i], ids[j])
-                if pair not in self._distances:
-                    self._distances[pair] = distance(descriptors[i], descriptors[j])
-                d[i, j] = d[j, i] = self._distances[pair]
-        sign = 1.0 if self.objective.direction == "max" else -1.0
-        scores = np.array([sign * t.score for t in trained], dtype=np.float64)
-        return _GaussianProcess(descriptors, d, scores, self.beta)
+    def _fit_gp(self, trained: list[trial_module.Trial]) -> bayesian.GaussianProcess:
+        maximize = self.objective.direction == "max"
+        return bayesian.fit(trained, self._descriptor, self._distances, maximize, self.beta)
 
     def _descriptor(self, trial: trial_module.Trial) -> Descriptor:
         if trial.trial_id not in self._descriptors:
@@ -313,39 +272,41 @@ class MorphismOracle(NasOracle):
         if trial.trial_id in self._graphs:
             self._graphs.move_to_end(trial.trial_id)
             return self._graphs[trial.trial_id]
-        graph = self._graph_of(trial.hyperparameters.values)
+        graph = lineage.graph(self.space, trial.hyperparameters.values)
         self._graphs[trial.trial_id] = graph
         if len(self._graphs) > 64:
             self._graphs.popitem(last=False)
         return graph
 
-    def _graph_of(self, values: dict[str, Any]) -> graph_module.Graph:
-        graph = graph_module.from_model(self.space.build(self.space.decode(values)))
-        rng = np.random.default_rng(0)
-        for op in (lineage.of(values) or lineage.Lineage()).ops:
-            transforms.apply_op(graph, op, rng)
-        return graph
-
-    def _root_values(self, trial: trial_module.Trial) -> dict[str, Any]:
-        values = trial.hyperparameters.values
-        return {k: v for k, v in values.items() if k not in lineage.KEYS}
-
-    def _within_limits(self, graph: graph_module.Graph) -> bool:
-        if self.max_params is not None and _count_params(graph) > self.max_params:
-            return False
-        return self.max_layers is None or describe(graph).num_layers <= self.max_layers
-
     def _limits_text(self) -> str:
         return f"max_params={self.max_params} and max_layers={self.max_layers}"
 
-    def _exhausted_message(self, trained: int) -> str:
-        reason = f"no new morphism of the {trained} trained networks"
-        if self._over_limits:
-            return (
-                f"{reason} fits within {self._limits_text()} ({self._over_limits} "
-                "candidates were over the limits); raise the limits to go on"
+    # -- Hooks of the trial runner ----------------------------------------------
+    def model_for_trial(self, trial: trial_module.Trial, context: TrialContext) -> keras.Model:
+        """The root's model grown by the trial's ops, from the parent's trained weights."""
+        found = lineage.of(trial.hyperparameters.values)
+        root = context.build()
+        return root if found is None else inherit.grow(root, found, context)
+
+    def trial_details(self, trial: trial_module.Trial) -> dict[str, Any]:
+        """`{"morph": {"parent", "ops", "inherited"}}` for a grown network, else None there."""
+        found = lineage.of(trial.hyperparameters.values)
+        if found is None or not found.ops:
+            return {"morph": None}
+        inherited = None
+        if trial.metrics.exists(inherit.INHERITED):
+            inherited = bool(trial.metrics.get_last_value(inherit.INHERITED))
+        return {"morph": {"parent": found.parent, "ops": list(found.ops), "inherited": inherited}}
+
+    def architecture(self, trial: trial_module.Trial) -> Architecture:
+        """The architecture of a root trial; a grown network has none (ValueError)."""
+        if lineage.grown(trial.hyperparameters.values):
+            raise ValueError(
+                f"Trial {trial.trial_id} trained a network grown by morphism ops, which "
+                "no architecture of the space describes. Use best_model() for the "
+                "model, or results() for its root architecture and ops."
             )
-        return f"{reason} was found (max_ops={self.max_ops}); raise max_ops to go on"
+        return super().architecture(trial)
 
     # -- keras-tuner hooks ---------------------------------------------------------
     def _compute_values_hash(self, values: Any) -> str:
@@ -362,47 +323,47 @@ class MorphismOracle(NasOracle):
         self._descriptors = {k: Descriptor.from_config(v) for k, v in saved.items()}
 
 
+def _within(graph: graph_module.Graph, max_params: int | None, max_layers: int | None) -> bool:
+    if max_params is not None and _count_params(graph) > max_params:
+        return False
+    return max_layers is None or describe(graph).num_layers <= max_layers
+
+
 def _count_params(graph: graph_module.Graph) -> int:
     return int(sum(w.size for node in graph.nodes.values() for w in node.weights.values()))
 
 
-class _GaussianProcess:
-    """GP regression on scores with the kernel exp(-distance / scale).
-
-    The scale is the median distance between trained networks; the scores
-    are standardised; the edit distance does not make the kernel positive
-    definite in general, so jitter is added to the diagonal until the
-    Cholesky factorisation succeeds.
-    """
-
-    def __init__(
-        self, descriptors: list[Descriptor], distances: np.ndarray, y: np.ndarray, beta: float
+def _check_arguments(
+    mode, initial_trials, max_ops, num_candidates, max_params, max_layers, kinds,
+    beta, noise, learning_rate_scale, temperature, cooling,
+) -> None:  # fmt: skip
+    """Raises ValueError naming the first bad argument of `MorphismOracle`."""
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; choose one of {list(MODES)}.")
+    for name, value in (
+        ("initial_trials", initial_trials),
+        ("max_ops", max_ops),
+        ("num_candidates", num_candidates),
     ):
-        self.descriptors, self.beta = descriptors, beta
-        positive = distances[distances > 0]
-        self.scale = float(np.median(positive)) if positive.size else 1.0
-        self.mean = float(y.mean())
-        self.std = float(y.std()) or 1.0
-        k = np.exp(-distances / self.scale)
-        jitter = 1e-2
-        while True:
-            try:
-                self.chol = np.linalg.cholesky(k + jitter * np.eye(len(y)))
-                break
-            except np.linalg.LinAlgError:
-                jitter *= 10
-        self.alpha = np.linalg.solve(
-            self.chol.T, np.linalg.solve(self.chol, (y - self.mean) / self.std)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}.")
+    for name, value in (("max_params", max_params), ("max_layers", max_layers)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(
+                f"{name} must be a positive integer or None. Received: {name}={value!r}."
+            )
+    unknown = set(kinds) - set(transforms.KINDS)
+    if unknown or not kinds:
+        raise ValueError(
+            f"kinds must be a non-empty subset of {list(transforms.KINDS)}. "
+            f"Received: {list(kinds)}."
         )
-
-    def predict(self, descriptor: Descriptor) -> tuple[float, float]:
-        """Mean and standard deviation of the score of a network."""
-        k = np.exp(-np.array([distance(descriptor, d) for d in self.descriptors]) / self.scale)
-        v = np.linalg.solve(self.chol, k)
-        mean = float(k @ self.alpha)
-        var = max(1.0 - float(v @ v), 0.0)
-        return mean * self.std + self.mean, math.sqrt(var) * self.std
-
-    def ucb(self, descriptor: Descriptor) -> float:
-        mean, std = self.predict(descriptor)
-        return (mean - self.mean) / self.std + self.beta * std / self.std
+    if beta < 0 or noise < 0:
+        raise ValueError(f"beta and noise must be >= 0. Received: {beta}, {noise}.")
+    if not learning_rate_scale > 0:
+        raise ValueError(f"learning_rate_scale must be > 0. Received: {learning_rate_scale}.")
+    if temperature <= 0 or not 0 < cooling < 1:
+        raise ValueError(
+            "temperature must be > 0 and cooling in (0, 1). "
+            f"Received: temperature={temperature}, cooling={cooling}."
+        )

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
 
-from keras_tuner.src.engine import trial as trial_module
+import keras
+from keras_tuner.engine import trial as trial_module
 
 from kerasnas._io import write_json
-from kerasnas.oneshot.supernet import INIT_KEY
-from kerasnas.oracles.base import NasOracle
+from kerasnas.oneshot.initial import INIT_KEY, load_candidate
+from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
 from kerasnas.spaces.base import SearchSpace
 
 INITS = ("scratch", "supernet")
+
+log = logging.getLogger(__name__)
 
 
 class OneShotOracle(NasOracle):
@@ -75,6 +79,20 @@ class OneShotOracle(NasOracle):
             arguments.
     """
 
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set
+    #: (inherited by the SPOS, ENAS, DARTS and GDAS oracles).
+    cli_flags = {
+        "supernet_epochs": "supernet_epochs",
+        "retrain_epochs": "retrain_epochs",
+        "init": "init",
+        "num_candidates": "num_candidates",
+    }
+
+    # The supernet is trained in `prepare`, which only kerasnas's trial runner calls,
+    # and it ranks candidates by their accuracy on validation data.
+    needs_runner = True
+    needs_validation_data = True
+
     def __init__(
         self,
         space: SearchSpace,
@@ -133,37 +151,39 @@ class OneShotOracle(NasOracle):
         self.summary: dict[str, Any] = {}
         self._next = 0
 
-    @property
-    def trial_epochs(self) -> int | None:
-        """Epochs each trial trains for (None: `fit`'s `epochs`)."""
+    def trial_epochs(self, trial: trial_module.Trial) -> int | None:
+        """Epochs each trial trains for: `retrain_epochs` (None: `fit`'s `epochs`)."""
         return self.retrain_epochs
 
+    def model_for_trial(self, trial: trial_module.Trial, context: TrialContext) -> keras.Model:
+        """The space's model, or with `init="supernet"` the candidate exported from it."""
+        path = trial.hyperparameters.values.get(INIT_KEY)
+        if not path:
+            return context.build()
+        return context.compile(load_candidate(path, self.space, context))
+
     # -- The one-shot phase --------------------------------------------------------
-    def prepare(
-        self,
-        train: Any,
-        validation: Any,
-        *,
-        directory: str,
-        distribution_strategy: Any = None,
-        progress: bool = True,
-    ) -> None:
+    def prepare(self, context: SearchContext) -> None:
         """Trains the supernet and ranks candidates, unless a resumed state has a ranking.
 
-        Args:
-            train: Batched `tf.data.Dataset` of `(x, y)` training examples.
-            validation: Batched `tf.data.Dataset` of validation examples.
-            directory: The project directory (for the supernet's files).
-            distribution_strategy: Optional `tf.distribute.Strategy` for the
-                supernet's weight steps.
-            progress: Print progress lines.
+        The `context` gives the training and validation data (batched
+        `tf.data.Dataset`s), the project directory (for the supernet's files),
+        the distribution strategy of the supernet's weight steps, and whether
+        to report progress.
         """
+        train, validation = context.train, context.validation
+        directory, progress = context.directory, context.progress
+        distribution_strategy = context.distribution_strategy
+        if validation is None:
+            raise ValueError(
+                f"{type(self).__name__} ranks architectures by their accuracy on validation "
+                "data (one-shot search); pass validation_data=(x_val, y_val) to fit()."
+            )
         if self.ranking:
             if progress:
-                print(
-                    f"[kerasnas] one-shot ranking of {len(self.ranking)} candidates restored; "
-                    "the supernet is not trained again",
-                    flush=True,
+                log.info(
+                    "one-shot ranking of %d candidates restored; the supernet is not trained again",
+                    len(self.ranking),
                 )
             return
         from kerasnas.oneshot import methods
@@ -171,11 +191,12 @@ class OneShotOracle(NasOracle):
         start = time.perf_counter()
         supernet = methods.build_supernet(self.space, distribution_strategy)
         if progress:
-            print(
-                f"[kerasnas] one-shot search ({self.method}): supernet with "
-                f"{supernet.count_params():,} weights, {supernet.num_slots} slots, "
-                f"{self.supernet_epochs} epochs",
-                flush=True,
+            log.info(
+                "one-shot search (%s): supernet with %s weights, %d slots, %d epochs",
+                self.method,
+                f"{supernet.count_params():,}",
+                supernet.num_slots,
+                self.supernet_epochs,
             )
         result = methods.run(
             self.method,
@@ -233,8 +254,8 @@ class OneShotOracle(NasOracle):
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         if not self.ranking:
             return self.stop(
-                "the one-shot ranking is empty: Search.fit() trains the supernet first "
-                "(a bare keras-tuner Tuner does not call OneShotOracle.prepare)"
+                "the one-shot ranking is empty: the trial runner's prepare hook trains "
+                "the supernet first (kerasnas.Search or kerasnas.NasTuner)"
             )
         while self._next < len(self.ranking):
             entry = self.ranking[self._next]

@@ -1,0 +1,109 @@
+"""The checks of `Search`'s arguments, and the oracle it makes from a strategy name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_tuner
+
+from kerasnas.oracles import STRATEGIES
+from kerasnas.oracles.base import NasOracle
+from kerasnas.recipe import Recipe
+from kerasnas.spaces.base import SearchSpace
+
+
+def make_oracle(
+    space: SearchSpace,
+    strategy: str | keras_tuner.Oracle,
+    objective: Any,
+    max_trials: int | None,
+    seed: int | None,
+    oracle_kwargs: dict[str, Any],
+) -> tuple[keras_tuner.Oracle, str]:
+    """The oracle of a strategy (a name in `kerasnas.oracles.STRATEGIES`, or an instance)."""
+    if isinstance(strategy, keras_tuner.Oracle):
+        if oracle_kwargs:
+            raise ValueError(
+                f"Oracle arguments {sorted(oracle_kwargs)} cannot be applied to "
+                "an oracle instance; pass them to the oracle instead."
+            )
+        return _adopt_oracle(strategy, space, objective, max_trials), type(strategy).__name__
+    if isinstance(strategy, str):
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy {strategy!r}. Choose one of "
+                f"{sorted(STRATEGIES)}, or pass an oracle instance."
+            )
+        oracle = STRATEGIES[strategy](
+            space,
+            objective=objective or "val_accuracy",
+            max_trials=10 if max_trials is None else max_trials,
+            seed=seed,
+            **oracle_kwargs,
+        )
+        return oracle, strategy
+    raise ValueError(
+        f"strategy must be a strategy name or a keras_tuner.Oracle. Received: {strategy!r}."
+    )
+
+
+def _adopt_oracle(oracle, space, objective, max_trials) -> keras_tuner.Oracle:
+    if isinstance(oracle, NasOracle) and oracle.space is not space:
+        raise ValueError(
+            "The oracle was built on another space object than the one given to "
+            "Search; build it on the same space."
+        )
+    if objective is not None and getattr(objective, "name", objective) != oracle.objective.name:
+        raise ValueError(
+            f"objective={objective!r} differs from the oracle's objective "
+            f"{oracle.objective.name!r}; set it on the oracle only."
+        )
+    if max_trials is not None and max_trials != oracle.max_trials:
+        raise ValueError(
+            f"max_trials={max_trials} differs from the oracle's max_trials="
+            f"{oracle.max_trials}; set it on the oracle only."
+        )
+    return oracle
+
+
+def check_distribution_strategy(strategy: Any) -> None:
+    """Refuses strategies that Keras 3 cannot train with."""
+    extended = getattr(strategy, "extended", None)
+    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
+    if in_multi_worker_mode is not None and in_multi_worker_mode():
+        raise ValueError(
+            "Keras 3 cannot train a model under a MultiWorkerMirroredStrategy that spans "
+            "several workers: model.fit fails on the strategy's per-replica values "
+            "(keras-team/keras#20585; checked with TensorFlow 2.21 and Keras 3.15). Use "
+            "MirroredStrategy on each machine for data parallelism within a trial, and "
+            "keras-tuner's chief/worker mode (kerasnas.distributed, --role) to run trials "
+            "on several machines."
+        )
+
+
+def check_recipe(recipe: Any) -> None:
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise ValueError(f"recipe must be a kerasnas.Recipe. Received: {recipe!r}.")
+
+
+def resolve_recipe(
+    recipe: Recipe | None,
+    epochs: int | None,
+    batch_size: int | None,
+    default_epochs: int | None,
+    default_batch_size: int,
+) -> tuple[Recipe | None, int, int]:
+    """The recipe, epochs and batch size of a training: explicit values win over the recipe's."""
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs!r}.")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(
+            f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}."
+        )
+    if recipe is None:
+        if epochs is None and default_epochs is None:
+            raise ValueError("Give the number of epochs, or a recipe=kerasnas.Recipe(epochs=...).")
+        return None, epochs or default_epochs, batch_size or default_batch_size
+    changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+    recipe = recipe.replace(**changes) if changes else recipe
+    return recipe, recipe.epochs, recipe.batch_size
