@@ -1,10 +1,12 @@
-"""Tests of the RL controller oracle."""
+"""Tests of the RL controller oracle and its LSTM policy (`kerasnas.policy`)."""
 
 import numpy as np
 import pytest
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 import kerasnas as kn
+from kerasnas.oracles.controller import Controller
+from kerasnas.policy import LSTMPolicy
 
 SPACE = kn.spaces.MacroSpace(stages=(2, 2, 2))  # 729 architectures
 BEST = SPACE.from_key("201201")
@@ -172,3 +174,41 @@ def test_arguments_are_checked():
     with pytest.raises(ValueError, match="resource_target"):
         kn.oracles.ControllerOracle(SPACE, resource="params")
     assert "controller" in kn.oracles.STRATEGIES
+
+
+def test_the_policy_learns_on_its_own_and_restores_its_state():
+    """LSTMPolicy without an oracle (as one-shot ENAS uses it)."""
+    policy = LSTMPolicy(SPACE.decisions, seed=0, batch_size=5)
+    assert Controller is LSTMPolicy  # The former name still imports.
+    rng = np.random.default_rng(0)
+    best = np.array([policy.choice_indices(TARGET)])
+    start = float(np.exp(policy.log_prob(best)[0][0]))
+    updated = [
+        policy.observe(c, lp, score(policy.choice_values(c)))
+        for c, lp in (policy.sample(rng) for _ in range(150 * policy.batch_size))
+    ]
+    assert sum(updated) == policy.updates == 150 and not policy.buffer
+    assert float(np.exp(policy.log_prob(best)[0][0])) > 10 * start
+    assert policy.choice_values(policy.choice_indices(TARGET)) == TARGET
+    copy = LSTMPolicy(SPACE.decisions, seed=1, batch_size=5)
+    copy.set_weights(policy.get_weights())
+    copy.set_state(policy.get_state())
+    np.testing.assert_allclose(copy.log_prob(best)[0], policy.log_prob(best)[0], rtol=1e-6)
+    assert copy.baseline == policy.baseline and copy.updates == 150
+    with pytest.raises(ValueError, match="weight arrays"):
+        LSTMPolicy(SPACE.decisions, memory_weight=1.0).set_weights(policy.get_weights())
+    with pytest.raises(ValueError, match="algorithm must be 'reinforce' or 'ppo'"):
+        LSTMPolicy(SPACE.decisions, algorithm="a2c")
+
+
+def test_the_oracle_delegates_to_its_policy():
+    oracle = kn.oracles.ControllerOracle(SPACE, algorithm="ppo", batch_size=3, max_trials=2)
+    policy = oracle.controller
+    assert isinstance(policy, LSTMPolicy)
+    assert oracle.optimizer is policy.optimizer and oracle.batch_size == policy.batch_size == 3
+    assert oracle.learning_rate == pytest.approx(0.01 / 4)  # PPO's default: 0.01 / ppo_epochs.
+    oracle.set_state({**oracle.get_state(), "controller": {"baseline": 0.5, "updates": 7}})
+    assert policy.baseline == 0.5 and policy.updates == 7 and oracle.memory == []
+    assert list(oracle.get_state()["controller"]) == [
+        "baseline", "pending", "buffer", "memory", "reward_history", "updates",
+    ]  # fmt: skip

@@ -1,7 +1,9 @@
 """One-shot search: the NAS-Bench-201 supernet, the methods, and the one-shot strategies."""
 
+import ast
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -332,6 +334,48 @@ def test_one_shot_strategy_trains_ranked_candidates_and_resumes(tmp_path, capsys
     assert "ranking of 4 candidates restored" in out
     assert "supernet epoch" not in out
     assert len(resumed.results()) == 3
+
+
+def test_method_options_are_typed_and_checked():
+    assert list(methods.METHODS) == ["uniform", "spos", "enas", "darts", "gdas"]
+    assert methods.parse_options("darts", {"order": 2}) == kn.oneshot.DartsOptions(order=2)
+    assert methods.parse_options("uniform", {}).ghost_batch_size == 32  # SPOS's is None.
+    bad = [
+        ("darts", {"order": 3}, "order must be 1 or 2"),
+        ("darts", {"arch_learning_rate": 0}, "arch_learning_rate must be a positive number"),
+        ("darts", {"max_parameter_free": 0}, "max_parameter_free must be None or an integer >= 1"),
+        ("uniform", {"drop_max": 1.0}, r"drop_max must be a number in \[0, 1\)"),
+        ("spos", {"ghost_batch_size": 0}, "ghost_batch_size must be a positive integer"),
+        ("spos", {"fair": "yes"}, "fair must be True or False"),
+        ("enas", {"algorithm": "a2c"}, r"algorithm must be one of \['reinforce', 'ppo'\]"),
+        ("enas", {"controller_steps": 0}, "controller_steps must be an integer >= 1"),
+        ("gdas", {"tau_min": 2.0, "tau_max": 1.0}, r"tau_max must be a number >= tau_min"),
+        ("gdas", {"order": 2}, r"do not apply to the 'gdas' method; it takes \['arch_learning"),
+    ]
+    for method, options, message in bad:
+        with pytest.raises(ValueError, match=message):
+            methods.parse_options(method, options)
+    with pytest.raises(ValueError, match="Unknown one-shot method 'nao'"):
+        methods.run("nao", None, None, None)
+
+
+def test_the_one_shot_package_and_the_policy_do_not_import_the_oracles():
+    """No cycle oracles <-> oneshot: imports anywhere in the files, functions included."""
+    root = pathlib.Path(kn.__file__).parent
+
+    def imports(path):
+        names = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        return names
+
+    for path in [*(root / "oneshot").glob("*.py"), root / "policy.py"]:
+        found = [n for n in imports(path) if n.startswith("kerasnas.oracles")]
+        assert not found, (path, found)
+    assert not [n for n in imports(root / "policy.py") if n.startswith("kerasnas.oneshot")]
 
 
 def test_one_shot_strategies_explain_bad_input(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from kerasnas.oneshot.supernet import Supernet
+
+logger = logging.getLogger(__name__)
 
 #: A sampler maps (step, total steps, rng) to the (weights, active) matrices of one step.
 Sampler = Callable[[int, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -293,16 +296,24 @@ def rank_paths(
     calibration_batches: int = 10,
     progress: bool = True,
 ) -> list[float]:
-    """The one-shot validation accuracy of each candidate path (same order)."""
+    """The one-shot validation accuracy of each candidate path (same order).
+
+    Args:
+        trainer: The supernet's trainer.
+        candidates: Paths, one candidate index per slot.
+        calibration: Batches that recompute each path's BatchNorm statistics.
+        validation: Batches the accuracy is measured on.
+        calibration_batches: Batches of `calibration` used. Defaults to 10.
+        progress: Log the best score five times along the way.
+    """
     scores = []
     start = time.perf_counter()
     for i, indices in enumerate(candidates):
         path = trainer.supernet.path(list(indices))
         scores.append(trainer.score(path, calibration, validation, calibration_batches))
         if progress and (i + 1) % max(1, len(candidates) // 5) == 0:
-            print(
-                f"[kerasnas] one-shot scores {i + 1}/{len(candidates)} "
-                f"best={max(scores):.4f} time={time.perf_counter() - start:.1f}s",
-                flush=True,
+            logger.info(
+                f"one-shot scores {i + 1}/{len(candidates)} "
+                f"best={max(scores):.4f} time={time.perf_counter() - start:.1f}s"
             )
     return scores

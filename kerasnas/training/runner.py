@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -256,8 +257,9 @@ class NasTuner(keras_tuner.Tuner):
                 "trained. Build the architecture with search.space.build(arch) and train it."
             )
         model = self.build_model(trial, training=False)
-        with scope(self.distribution_strategy):
+        with scope(self.distribution_strategy), warnings.catch_warnings():
             # The checkpoint holds weights only; the optimizer starts afresh.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(self._get_checkpoint_fname(trial.trial_id))
         return model
 
