@@ -115,3 +115,9 @@ def test_verbose_zero_prints_nothing_and_verbose_one_reports(tmp_path, capsys):
             assert "[kerasnas] random search" in out and "search stopped" in out
         else:
             assert out == ""
+
+
+def test_morphism_refuses_a_space_whose_values_cannot_carry_a_lineage():
+    with pytest.raises(ValueError, match="ConvNetSpace.*ChainSpace or a NASNetSpace"):
+        kn.oracles.MorphismOracle(kn.spaces.ConvNetSpace(), max_trials=2)
+    kn.oracles.MorphismOracle(tiny.space(), max_trials=2)  # NASNet cells carry one.

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from kerasnas.architecture import Architecture
+from kerasnas.architecture import Architecture, OutOfSpaceError
 from kerasnas.morph import bayesian, inherit, lineage, transforms
 from kerasnas.morph import graph as graph_module
 from kerasnas.morph.channels import MorphError
@@ -118,6 +118,7 @@ class MorphismOracle(NasOracle):
             mode, initial_trials, max_ops, num_candidates, max_params, max_layers, kinds,
             beta, noise, learning_rate_scale, temperature, cooling,
         )  # fmt: skip
+        _check_space(space)
         super().__init__(space, **kwargs)
         self.mode = mode
         self.initial_trials = initial_trials
@@ -331,6 +332,21 @@ def _within(graph: graph_module.Graph, max_params: int | None, max_layers: int |
 
 def _count_params(graph: graph_module.Graph) -> int:
     return int(sum(w.size for node in graph.nodes.values() for w in node.weights.values()))
+
+
+def _check_space(space: SearchSpace) -> None:
+    """Refuses a space whose trial values cannot carry a lineage (`morph/*` values)."""
+    if not isinstance(space, SearchSpace):
+        return  # NasOracle names the problem.
+    values = space.encode(space.sample(np.random.default_rng(0)))
+    try:
+        space.decode({**values, **lineage.Lineage().values()})
+    except OutOfSpaceError as e:
+        raise ValueError(
+            f"MorphismOracle cannot search a {type(space).__name__}: a child's trial values "
+            f"carry its lineage (morph/* values), which the space refuses ({e}). Search "
+            "a ChainSpace or a NASNetSpace with morphism."
+        ) from None
 
 
 def _check_arguments(
