@@ -1,0 +1,403 @@
+"""An autoregressive LSTM policy over a search space's decisions, and its policy-gradient updates.
+
+The policy of Zoph & Le (ICLR 2017) and ENAS (Pham et al., ICML 2018), learnt from trial
+rewards by `kerasnas.oracles.ControllerOracle` and from supernet paths' accuracies by
+one-shot ENAS (`kerasnas.oneshot.enas`). This module imports neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasnas.architecture import Scalar
+
+if TYPE_CHECKING:
+    from kerasnas.spaces.base import Decision
+
+ALGORITHMS = ("reinforce", "ppo")
+
+
+class PolicyNetwork:
+    """An autoregressive LSTM that emits one softmax per decision of a space.
+
+    Step t feeds the embedding of the choice made at step t-1 (a learned start
+    vector at t = 0) into an LSTM cell and reads decision t's logits from the
+    hidden state through its own dense head. Logits may be divided by a
+    temperature and squashed as `tanh_constant * tanh(logits)`, as in ENAS.
+    `LSTMPolicy` adds its learning.
+
+    Args:
+        decisions: The space's decisions, in order.
+        units: LSTM units. Defaults to 64.
+        temperature: Optional logit temperature.
+        tanh_constant: Optional tanh logit clipping constant (ENAS uses 1.5-2.5).
+        memory: Whether to add the reconstruction heads of the controller
+            memory loss (one dense head per decision on the final hidden state).
+        seed: Seed of the weight initialisation.
+    """
+
+    def __init__(
+        self,
+        decisions: Sequence[Decision],
+        units: int = 64,
+        temperature: float | None = None,
+        tanh_constant: float | None = None,
+        memory: bool = False,
+        seed: int = 0,
+    ):
+        self.decisions = tuple(decisions)
+        self.sizes = [len(d.choices) for d in self.decisions]
+        self.units = units
+        self.temperature = temperature
+        self.tanh_constant = tanh_constant
+        init = keras.initializers.RandomUniform(-0.1, 0.1, seed=seed)
+        self.cell = keras.layers.LSTMCell(
+            units, kernel_initializer=init, recurrent_initializer=init, dtype="float32"
+        )
+        self.start = keras.Variable(init((1, units)), name="start", dtype="float32", trainable=True)
+        self.embeddings = [
+            keras.layers.Embedding(n, units, embeddings_initializer=init) for n in self.sizes
+        ]
+        self.heads = [keras.layers.Dense(n, kernel_initializer=init) for n in self.sizes]
+        self.memory_heads = (
+            [keras.layers.Dense(n, kernel_initializer=init) for n in self.sizes] if memory else []
+        )
+        # Build every layer once so that the variables exist (and can be saved).
+        zeros = np.zeros((1, len(self.sizes)), dtype="int32")
+        self.log_prob(zeros, with_memory=bool(memory))
+
+    # -- The network --------------------------------------------------------------
+    @property
+    def trainable_variables(self) -> list:
+        """The network's variables: start vector, LSTM cell, embeddings, heads."""
+        layers = [self.cell, *self.embeddings, *self.heads, *self.memory_heads]
+        return [self.start] + [v for layer in layers for v in layer.trainable_variables]
+
+    def _logits(self, h, t: int):
+        logits = self.heads[t](h)
+        if self.temperature:
+            logits = logits / self.temperature
+        if self.tanh_constant:
+            logits = self.tanh_constant * tf.tanh(logits)
+        return logits
+
+    def _initial(self, n: int):
+        x = tf.tile(tf.convert_to_tensor(self.start), [n, 1])
+        state = [tf.zeros((n, self.units)), tf.zeros((n, self.units))]
+        return x, state
+
+    def sample(self, rng: np.random.Generator) -> tuple[list[int], float]:
+        """Draws one architecture: its choice index per decision and log-probability.
+
+        The randomness comes from `rng` (one uniform number per decision,
+        inverted through the softmax's cumulative distribution), so a seeded
+        search samples the same architectures every time.
+
+        Args:
+            rng: The generator to draw from.
+        """
+        u = rng.random(len(self.sizes)).astype("float32")
+        choices, logp = self._sample_graph(tf.constant(u))
+        return [int(c) for c in choices.numpy()], float(logp.numpy())
+
+    @tf.function(reduce_retracing=True)
+    def _sample_graph(self, u):
+        x, state = self._initial(1)
+        logp = tf.constant(0.0)
+        choices = []
+        for t in range(len(self.sizes)):
+            h, state = self.cell(x, state)
+            log_probs = tf.nn.log_softmax(self._logits(h, t))[0]
+            cdf = tf.cumsum(tf.exp(log_probs))
+            c = tf.minimum(
+                tf.reduce_sum(tf.cast(cdf < u[t] * cdf[-1], tf.int32)), self.sizes[t] - 1
+            )
+            choices.append(c)
+            logp += log_probs[c]
+            x = self.embeddings[t](tf.reshape(c, [1]))
+        return tf.stack(choices), logp
+
+    def log_prob(self, choices: Any, with_memory: bool = False) -> tuple:
+        """Teacher-forced pass over a batch of choice indices (n, decisions).
+
+        Args:
+            choices: Integer array of shape (n, decisions).
+            with_memory: Also compute the memory heads' reconstruction loss.
+
+        Returns:
+            `(log_prob, entropy, final_hidden, memory_loss)`: per-architecture
+            log-probability and summed entropy, the final hidden states, and
+            the reconstruction loss of the memory heads (0 without them).
+        """
+        choices = tf.convert_to_tensor(choices, dtype=tf.int32)
+        n = tf.shape(choices)[0]
+        x, state = self._initial(n)
+        logp = tf.zeros((n,))
+        entropy = tf.zeros((n,))
+        h = None
+        for t in range(len(self.sizes)):
+            h, state = self.cell(x, state)
+            log_probs = tf.nn.log_softmax(self._logits(h, t))
+            logp += tf.gather(log_probs, choices[:, t], axis=1, batch_dims=1)
+            entropy -= tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=1)
+            x = self.embeddings[t](choices[:, t])
+        memory_loss = tf.constant(0.0)
+        if with_memory and self.memory_heads:
+            losses = [
+                tf.nn.sparse_softmax_cross_entropy_with_logits(choices[:, t], head(h))
+                for t, head in enumerate(self.memory_heads)
+            ]
+            memory_loss = tf.reduce_mean(tf.add_n(losses)) / len(losses)
+        return logp, entropy, h, memory_loss
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The network's weights (not the optimizer's), in `trainable_variables` order."""
+        return [np.asarray(v.numpy()) for v in self.trainable_variables]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Sets the network's weights from `get_weights()`'s list.
+
+        Args:
+            weights: One array per variable of `trainable_variables`.
+        """
+        variables = self.trainable_variables
+        if len(weights) != len(variables):
+            raise ValueError(
+                f"The saved controller has {len(weights)} weight arrays; this one has "
+                f"{len(variables)}. Was it saved with other controller settings?"
+            )
+        for v, w in zip(variables, weights, strict=True):
+            v.assign(w)
+
+    # -- Choices <-> decision values -------------------------------------------------
+    def choice_values(self, choices: Sequence[int]) -> dict[str, Scalar]:
+        """The decision values of one choice index per decision (active decisions only).
+
+        Args:
+            choices: One choice index per decision.
+        """
+        values: dict[str, Scalar] = {}
+        for d, c in zip(self.decisions, choices, strict=True):
+            if d.is_active(values):
+                values[d.name] = d.choices[c]
+        return values
+
+    def choice_indices(self, values: Mapping[str, Scalar]) -> list[int]:
+        """One choice index per decision of decision values (0 for inactive decisions).
+
+        Args:
+            values: Decision values.
+        """
+        return [d.choices.index(values[d.name]) if d.name in values else 0 for d in self.decisions]
+
+    def sample_values(self, rng: np.random.Generator) -> dict[str, Scalar]:
+        """Decision values of one architecture drawn from the policy.
+
+        Args:
+            rng: The generator to draw from.
+        """
+        return self.choice_values(self.sample(rng)[0])
+
+
+class LSTMPolicy(PolicyNetwork):
+    """The LSTM policy (a `PolicyNetwork`: `sample`, `log_prob`, weights) that learns from rewards.
+
+    Learning (`observe`): rewards are batched; every `batch_size` of them make
+    one update (`update`):
+
+    ```
+    advantage = reward - baseline            # exponential moving average
+    REINFORCE: minimise -mean(advantage * log p(arch)) - entropy_weight * entropy
+    PPO: several epochs of the clipped surrogate objective on the batch
+    ```
+
+    plus, with `memory_weight > 0`, the controller-memory loss: the policy
+    must reconstruct every choice of up to 32 architectures replayed from the
+    last `memory_size` observed ones from its final hidden state.
+
+    Args:
+        decisions: As `PolicyNetwork`'s.
+        units: As `PolicyNetwork`'s.
+        temperature: As `PolicyNetwork`'s.
+        tanh_constant: As `PolicyNetwork`'s.
+        memory: Whether to add the reconstruction heads of the memory loss
+            even when `memory_weight` is 0 (they are added when it is > 0).
+        seed: Seed of the weight initialisation (and of the default `replay_rng`).
+        algorithm: `"reinforce"` or `"ppo"`. Defaults to `"reinforce"`.
+        batch_size: Rewards per update. Defaults to 5.
+        learning_rate: Adam learning rate. Defaults to 0.01 divided by the
+            epochs per batch (1 for REINFORCE, `ppo_epochs` for PPO).
+        baseline_decay: Decay of the moving-average baseline. Defaults to 0.9.
+        entropy_weight: Weight of the entropy bonus. Defaults to 1e-3.
+        grad_clip: Global gradient-norm clipping. Defaults to 5.
+        ppo_epochs: PPO epochs over each batch. Defaults to 4.
+        ppo_clip: PPO clipping epsilon. Defaults to 0.2.
+        memory_weight: Weight of the memory loss; 0 (default) turns it off.
+        memory_size: Architectures kept for the memory loss. Defaults to 200.
+        replay_rng: Called for a generator when an update replays memory
+            (e.g. an oracle's `rng`, so that a resumed search replays the
+            same); by default one generator seeded by `seed`.
+    """
+
+    def __init__(
+        self,
+        decisions: Sequence[Decision],
+        units: int = 64,
+        temperature: float | None = None,
+        tanh_constant: float | None = None,
+        memory: bool = False,
+        seed: int = 0,
+        *,
+        algorithm: str = "reinforce",
+        batch_size: int = 5,
+        learning_rate: float | None = None,
+        baseline_decay: float = 0.9,
+        entropy_weight: float = 1e-3,
+        grad_clip: float = 5.0,
+        ppo_epochs: int = 4,
+        ppo_clip: float = 0.2,
+        memory_weight: float = 0.0,
+        memory_size: int = 200,
+        replay_rng: Callable[[], np.random.Generator] | None = None,
+    ):
+        self.check_arguments(algorithm, batch_size, baseline_decay)
+        super().__init__(
+            decisions, units, temperature, tanh_constant, bool(memory) or memory_weight > 0, seed
+        )
+        self.algorithm = algorithm
+        self.batch_size = batch_size
+        if learning_rate is None:
+            learning_rate = 0.01 / (ppo_epochs if algorithm == "ppo" else 1)
+        self.learning_rate = learning_rate
+        self.baseline_decay = baseline_decay
+        self.entropy_weight = entropy_weight
+        self.grad_clip = grad_clip
+        self.ppo_epochs = ppo_epochs
+        self.ppo_clip = ppo_clip
+        self.memory_weight = memory_weight
+        self.memory_size = memory_size
+        if replay_rng is None:
+            generator = np.random.default_rng(seed)
+            replay_rng = lambda: generator  # noqa: E731 - one stream for every replay.
+        self.replay_rng = replay_rng
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(self.trainable_variables)
+        self.baseline: float | None = None
+        self.buffer: list[dict] = []  # rewarded samples waiting for an update
+        self.memory: list[list[int]] = []  # replay buffer of observed choices
+        self.updates = 0
+
+    @staticmethod
+    def check_arguments(algorithm: str, batch_size: int, baseline_decay: float) -> None:
+        """Raises ValueError for a bad `algorithm`, `batch_size` or `baseline_decay`.
+
+        Args:
+            algorithm: Must be one of `ALGORITHMS`.
+            batch_size: Must be >= 1.
+            baseline_decay: Must lie in [0, 1).
+        """
+        if algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"algorithm must be 'reinforce' or 'ppo'. Received: algorithm={algorithm!r}."
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: {batch_size}.")
+        if not 0.0 <= baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must lie in [0, 1). Received: {baseline_decay}.")
+
+    # -- Learning ------------------------------------------------------------------
+    def observe(self, choices: Sequence[int], logp: float, reward: float) -> bool:
+        """Adds a rewarded sample; makes an update when `batch_size` are waiting.
+
+        Args:
+            choices: The sample's choice index per decision.
+            logp: Its log-probability when it was drawn (for PPO's ratio).
+            reward: Its reward.
+
+        Returns:
+            Whether the policy was updated.
+        """
+        self.buffer.append({"choices": list(choices), "logp": float(logp), "reward": reward})
+        self.memory = (self.memory + [list(choices)])[-self.memory_size :]
+        if len(self.buffer) < self.batch_size:
+            return False
+        batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
+        self.update(batch)
+        return True
+
+    def update(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        """One policy-gradient update on rewarded samples, and the baseline's.
+
+        Args:
+            batch: Samples `{"choices", "logp", "reward"}` (as `observe` keeps them).
+        """
+        rewards = np.array([s["reward"] for s in batch], dtype="float32")
+        if self.baseline is None:
+            self.baseline = float(rewards.mean())
+        advantage = tf.constant(rewards - self.baseline)
+        self.baseline = float(
+            self.baseline_decay * self.baseline + (1 - self.baseline_decay) * rewards.mean()
+        )
+        choices = np.array([s["choices"] for s in batch])
+        old_logp = tf.constant([s["logp"] for s in batch], dtype="float32")
+        memory = None
+        if self.memory_weight > 0 and self.memory:
+            pick = self.replay_rng().choice(
+                len(self.memory), min(len(self.memory), 32), replace=False
+            )
+            memory = np.array([self.memory[i] for i in pick])
+        if memory is None:
+            memory = np.zeros((0, len(self.sizes)), dtype="int32")
+        for _ in range(self.ppo_epochs if self.algorithm == "ppo" else 1):
+            self._step(
+                tf.constant(choices, tf.int32), advantage, old_logp, tf.constant(memory, tf.int32)
+            )
+        self.updates += 1
+
+    @tf.function(reduce_retracing=True)
+    def _step(self, choices, advantage, old_logp, memory) -> None:
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            logp, entropy, _, _ = self.log_prob(choices)
+            if self.algorithm == "ppo":
+                ratio = tf.exp(logp - old_logp)
+                clipped = tf.clip_by_value(ratio, 1 - self.ppo_clip, 1 + self.ppo_clip)
+                loss = -tf.reduce_mean(tf.minimum(ratio * advantage, clipped * advantage))
+            else:
+                loss = -tf.reduce_mean(advantage * logp)
+            loss -= self.entropy_weight * tf.reduce_mean(entropy)
+            if self.memory_weight > 0:
+                _, _, _, memory_loss = self.log_prob(memory, with_memory=True)
+                loss += self.memory_weight * memory_loss
+        grads = tape.gradient(loss, variables)
+        grads = [
+            g if g is not None else tf.zeros_like(v) for g, v in zip(grads, variables, strict=True)
+        ]
+        grads, _ = tf.clip_by_global_norm(grads, self.grad_clip)
+        self.optimizer.apply(grads, variables)
+
+    # -- State ---------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """The learning state besides the weights: baseline, buffer, memory, updates."""
+        return {
+            "baseline": self.baseline,
+            "buffer": self.buffer,
+            "memory": self.memory,
+            "updates": self.updates,
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores `get_state()`'s dict (missing keys: a fresh policy's values).
+
+        Args:
+            state: The saved state.
+        """
+        self.baseline = state.get("baseline")
+        self.buffer = state.get("buffer", [])
+        self.memory = state.get("memory", [])
+        self.updates = state.get("updates", 0)
