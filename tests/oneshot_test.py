@@ -320,6 +320,8 @@ def test_one_shot_strategy_trains_ranked_candidates_and_resumes(tmp_path, capsys
     assert [r["status"] for r in results] == ["COMPLETED", "COMPLETED"]
     summary = json.loads((tmp_path / "search" / "oneshot.json").read_text())
     assert summary["method"] == "spos" and len(summary["ranking"]) == 4
+    # The supernet's training counts against the time budget (the runner's prepare time).
+    assert first._get_tuner()._prepare_seconds >= summary["train_time"] > 0
     ranked = [first.space.decode(e["values"]).hash() for e in summary["ranking"]]
     assert [r["hash"] for r in results] == ranked[:2]  # Trials follow the ranking.
     trial = first.oracle.get_trial(results[0]["trial_id"])
