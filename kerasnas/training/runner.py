@@ -25,7 +25,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from kerasnas import _memory
+from kerasnas import _memory, distributed
 from kerasnas._io import read_json, write_json
 from kerasnas.objectives import objective_inputs
 from kerasnas.oracles.base import NasOracle, SearchContext
@@ -214,17 +214,14 @@ class NasTuner(keras_tuner.Tuner):
         self.space.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
 
-    def build_model(self, trial: trial_module.Trial, training: bool = False) -> keras.Model:
-        """The model of a trial as its strategy builds it, checked against `max_model_size`.
-
-        With `training=False` (loading a trained trial, or retraining it from
-        scratch) a strategy that inherits weights builds the network only.
-        """
-        self._build = _TrialBuild(self, trial, training)
-        model = self._try_build(trial.hyperparameters)
-        if not training:
+    def build_model(self, trial: trial_module.Trial) -> keras.Model:
+        """A trial's network as its strategy builds it, with fresh weights (to load the
+        trial's checkpoint into, or to retrain it); checked against `max_model_size`."""
+        self._build = _TrialBuild(self, trial, training=False)
+        try:
+            return self._try_build(trial.hyperparameters)
+        finally:
             self._build = None
-        return model
 
     def _build_hypermodel(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         # Runs after keras-tuner's clear_session(), which resets the dtype policy.
@@ -256,7 +253,7 @@ class NasTuner(keras_tuner.Tuner):
                 "The trials of this search were looked up in a table, so no model was "
                 "trained. Build the architecture with search.space.build(arch) and train it."
             )
-        model = self.build_model(trial, training=False)
+        model = self.build_model(trial)
         with scope(self.distribution_strategy), warnings.catch_warnings():
             # The checkpoint holds weights only; the optimizer starts afresh.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -293,6 +290,8 @@ class NasTuner(keras_tuner.Tuner):
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
         self._fit_args = (fit_args, fit_kwargs)
+        if distributed.is_chief():  # keras-tuner's chief serves trials, with no on_search_begin.
+            self.on_search_begin()
         super().search(*fit_args, **fit_kwargs)
 
     def on_search_begin(self) -> None:
