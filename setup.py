@@ -25,6 +25,11 @@ setup(
         "keras>=3.0",
         "keras-tuner>=1.4.7",
         "tensorflow-datasets>=4.9",
+        # tensorflow-datasets 4.9.x imports importlib_resources when it prepares a dataset
+        # (DatasetBuilder.code_path, read by download_and_prepare's checksums lookup) but
+        # declares it only for Python < 3.9: without it, load("tfds:NAME") fails with
+        # ModuleNotFoundError before downloading (tests/tfds_download_test.py).
+        "importlib_resources>=5.0",
         "absl-py>=1.0",
         # keras-tuner imports tensorboard at trial time; TensorFlow no longer pulls it in.
         "tensorboard>=2.16",
