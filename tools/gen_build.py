@@ -51,7 +51,7 @@ def render() -> str:
     ],
     deps = [
         # pip: tensorflow, keras, keras-tuner, tensorflow-datasets, absl-py,
-        # tensorboard, scikit-learn, scipy, matplotlib, pydot
+        # tensorboard, scikit-learn, scipy, matplotlib, pydot, importlib_resources
     ],
 )
 """,

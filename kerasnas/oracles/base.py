@@ -166,6 +166,11 @@ class NasOracle(keras_tuner.Oracle):
         """Epochs the trial trains for; None (the default) means `fit`'s `epochs`."""
         return None
 
+    def trial_settings(self) -> dict[str, Any]:
+        """The strategy's settings that change what a trial means (e.g. how many epochs it
+        trains); a project resumes only with the same ones. None by default ({})."""
+        return {}
+
     def network_hash(self, values: Mapping[str, Any]) -> str:
         """The hash of the network a trial's values describe (results and progress lines)."""
         return self._compute_values_hash(values)

@@ -155,6 +155,10 @@ class OneShotOracle(NasOracle):
         """Epochs each trial trains for: `retrain_epochs` (None: `fit`'s `epochs`)."""
         return self.retrain_epochs
 
+    def trial_settings(self) -> dict[str, Any]:
+        """The method, and how trials start and how long they train."""
+        return {"method": self.method, "init": self.init, "retrain_epochs": self.retrain_epochs}
+
     def model_for_trial(self, trial: trial_module.Trial, context: TrialContext) -> keras.Model:
         """The space's model, or with `init="supernet"` the candidate exported from it."""
         path = trial.hyperparameters.values.get(INIT_KEY)

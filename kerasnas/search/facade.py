@@ -8,15 +8,17 @@ results (`search.results`) and the final training (`search.retrain`).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import keras
 import keras_tuner
 
 from kerasnas import distributed, report
-from kerasnas.objectives import TRAINED_RESOURCES, objective_inputs
+from kerasnas.objectives import TRAINED_RESOURCES
+from kerasnas.oracles.base import NasOracle
 from kerasnas.recipe import Recipe
 from kerasnas.search import options
 from kerasnas.search.project import Project
@@ -142,6 +144,7 @@ class Search(SearchResults, FinalModel):
         self.evaluator = evaluator
         self.verbose = verbose
         self._tuner: NasTuner | None = None
+        self._overwritten = False
         self._retrained: keras.Model | None = None
 
     @property
@@ -186,8 +189,9 @@ class Search(SearchResults, FinalModel):
                     raise ValueError(
                         "This search looks trials up in its evaluator; fit() takes no data."
                     )
-                self._check_objective(list(self.evaluator.metric_names))
-                self._run_search()
+                options.check_objective(self.objective, list(self.evaluator.metric_names))
+                with self._writing() as tuner:
+                    self._run_search(tuner)
                 return self
             recipe, epochs, batch_size = options.resolve_recipe(
                 self.recipe, epochs, batch_size, 5, 32
@@ -206,7 +210,7 @@ class Search(SearchResults, FinalModel):
             produced = ["loss", *self.space.metrics]
             if has_validation:
                 produced += [f"val_{name}" for name in produced]
-            self._check_objective([*produced, *TRAINED_RESOURCES], has_validation)
+            options.check_objective(self.objective, [*produced, *TRAINED_RESOURCES], has_validation)
             seed = 0 if self.seed is None else self.seed
             x, val = inputs.datasets(batch_size, seed)
             kwargs: dict[str, Any] = dict(fit_kwargs)
@@ -215,16 +219,33 @@ class Search(SearchResults, FinalModel):
                 kwargs["validation_data"] = val
             # Keras ignores `shuffle` for datasets (with a warning); array pipelines reshuffle.
             kwargs.setdefault("shuffle", False)
-            tuner = self._get_tuner()
-            tuner.recipe = recipe
             if recipe is not None:
-                tuner.steps_per_epoch = recipe.steps_in(x)
+                steps = recipe.steps_in(x)
                 x = recipe.augment(x, seed=seed)
-            self._run_search(x, **kwargs)
+            with self._writing() as tuner:
+                tuner.recipe = recipe
+                if recipe is not None:
+                    tuner.steps_per_epoch = steps
+                self._run_search(tuner, x, **kwargs)
         return self
 
-    def _run_search(self, *args: Any, **kwargs: Any) -> None:
-        tuner = self._get_tuner()
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[NasTuner]:
+        """The runner, with the project's lock held (except on a worker) while it writes.
+
+        With `overwrite=True` the project's old trials are deleted once the lock
+        is held (never those of a search that holds it).
+        """
+        if distributed.is_worker():
+            yield self._get_tuner()
+            return
+        with self.project.lock():
+            if self.overwrite and not self._overwritten:
+                self.project.clear()
+                self._tuner, self._overwritten = None, True
+            yield self._get_tuner()
+
+    def _run_search(self, tuner: NasTuner, *args: Any, **kwargs: Any) -> None:
         done = len(self.completed_trials())
         report.logger.info(
             "%s search, objective %s, max_trials=%d%s; project %s",
@@ -238,28 +259,16 @@ class Search(SearchResults, FinalModel):
         if not distributed.is_worker():
             self.summary()
 
-    def _check_objective(self, produced: list[str], has_validation: bool = True) -> None:
-        for name in objective_inputs(self.objective):
-            if name not in produced:
-                hint = (
-                    " Metrics starting with 'val_' need validation_data."
-                    if name.startswith("val_") and not has_validation
-                    else ""
-                )
-                raise ValueError(
-                    f"The objective {name!r} is not a metric the models produce; "
-                    f"choose one of {produced}.{hint}"
-                )
-
     def _get_tuner(self) -> NasTuner:
         if self._tuner is not None:
             return self._tuner
         worker = distributed.is_worker()
         if worker and not self.space.is_configured and self.evaluator is None:
             raise ValueError("A worker needs a configured space: call fit() with the data.")
-        resuming = not self.overwrite and not worker and self.project.exists()
+        self.project.check_directory()
+        resuming = not worker and self.project.exists()
         if resuming:
-            self.project.check_resume(self.space)
+            self.project.check_resume(self.space, self._record())
         if not self.space.is_configured and self.evaluator is None:
             raise ValueError(
                 "The space does not know its input_shape and num_classes and no "
@@ -272,8 +281,7 @@ class Search(SearchResults, FinalModel):
             progress=bool(self.verbose),
             directory=self.directory,
             project_name=self.project_name,
-            # A worker must never delete the project that the chief is writing.
-            overwrite=self.overwrite and not worker,
+            overwrite=False,  # `_writing` clears the project, under its lock.
             distribution_strategy=self.distribution_strategy,
             max_model_size=self.max_model_size,
             evaluator=self.evaluator,
@@ -283,8 +291,18 @@ class Search(SearchResults, FinalModel):
             reserve=self.reserve,
         )
         if not resuming and not worker:
-            self.project.write(self.space, self.strategy, self.objective.name)
+            self.project.write({**self._record(), "space": self.space.get_config()})
         return self._tuner
+
+    def _record(self) -> dict[str, Any]:
+        """What makes this search's trials comparable (the project's metadata, but the space)."""
+        settings = self.oracle.trial_settings() if isinstance(self.oracle, NasOracle) else {}
+        return {
+            "strategy": self.strategy,
+            "strategy_settings": settings,
+            "objective": self.objective.name,
+            "direction": getattr(self.objective, "direction", None),
+        }
 
     # -- Results ------------------------------------------------------------
     def time_left(self) -> float | None:
@@ -304,4 +322,5 @@ class Search(SearchResults, FinalModel):
     def _ensure_loaded(self) -> None:
         """Reads a stored project when this `Search` has not run one."""
         if self._tuner is None and self.project.exists():
-            self._get_tuner()
+            if not self.overwrite or self._overwritten:  # Else fit() will delete it.
+                self._get_tuner()

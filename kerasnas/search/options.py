@@ -6,6 +6,7 @@ from typing import Any
 
 import keras_tuner
 
+from kerasnas.objectives import objective_inputs
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
 from kerasnas.recipe import Recipe
@@ -27,7 +28,9 @@ def make_oracle(
                 f"Oracle arguments {sorted(oracle_kwargs)} cannot be applied to "
                 "an oracle instance; pass them to the oracle instead."
             )
-        return _adopt_oracle(strategy, space, objective, max_trials), type(strategy).__name__
+        names = [name for name, cls in STRATEGIES.items() if cls is type(strategy)]
+        name = names[0] if names else type(strategy).__name__
+        return _adopt_oracle(strategy, space, objective, max_trials), name
     if isinstance(strategy, str):
         if strategy not in STRATEGIES:
             raise ValueError(
@@ -107,3 +110,20 @@ def resolve_recipe(
     changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
     recipe = recipe.replace(**changes) if changes else recipe
     return recipe, recipe.epochs, recipe.batch_size
+
+
+def check_objective(
+    objective: keras_tuner.Objective, produced: list[str], has_validation: bool = True
+) -> None:
+    """Raises ValueError when the objective needs a metric that the trials do not produce."""
+    for name in objective_inputs(objective):
+        if name not in produced:
+            hint = (
+                " Metrics starting with 'val_' need validation_data."
+                if name.startswith("val_") and not has_validation
+                else ""
+            )
+            raise ValueError(
+                f"The objective {name!r} is not a metric the models produce; "
+                f"choose one of {produced}.{hint}"
+            )

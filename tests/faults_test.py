@@ -1,0 +1,157 @@
+"""Faults a project directory must survive (issue: a project is never silently corrupted).
+
+Each test is one way a user can hurt a project: two searches on it at once, a
+resume with other settings, a file in the way. Tabular benchmarks stand in for
+training, so the tests are about the store, not the models.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras_tuner
+import pytest
+
+import kerasnas as kn
+from kerasnas.search.project import LOCK, ProjectInUseError
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TABLE = kn.benchmarks.macro_table_path(str(ROOT))
+pytestmark = pytest.mark.skipif(
+    TABLE is None, reason="../shared/data/nas-bench-macro_cifar10.json is absent"
+)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return kn.benchmarks.load_macro(TABLE)
+
+
+def search(bench, tmp_path, **kwargs):
+    config = dict(
+        strategy="random", objective="val_accuracy", max_trials=5, seed=0, evaluator=bench,
+        directory=str(tmp_path), project_name="p", verbose=0,
+    )  # fmt: skip
+    config.update(kwargs)
+    return kn.Search(bench.space, **config)
+
+
+# A search that holds its project for a few seconds: each lookup sleeps.
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    import kerasnas as kn
+
+    class Slow:
+        def __init__(self, bench):
+            self.bench, self.space, self.metric_names = bench, bench.space, bench.metric_names
+
+        def evaluate(self, values, rng):
+            time.sleep(0.4)
+            return self.bench.evaluate(values, rng)
+
+    bench = kn.benchmarks.load_macro(sys.argv[1])
+    kn.Search(bench.space, "random", max_trials=12, seed=0, evaluator=Slow(bench),
+              directory=sys.argv[2], project_name="p", verbose=0).fit()
+    """
+)
+
+
+def test_a_second_search_on_a_project_in_use_fails_at_once_naming_the_first(bench, tmp_path):
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    holder = subprocess.Popen(
+        [sys.executable, str(script), TABLE, str(tmp_path)], cwd=ROOT, env={**os.environ}
+    )
+    lock = tmp_path / "p" / LOCK
+    try:
+        deadline = time.monotonic() + 120
+        while not lock.exists():
+            assert holder.poll() is None, "the first search ended before it took the lock"
+            assert time.monotonic() < deadline, "the first search never took the lock"
+            time.sleep(0.1)
+        for kwargs in ({}, {"overwrite": True}):
+            with pytest.raises(
+                ProjectInUseError, match=rf"in use by another search \(pid {holder.pid} on host"
+            ):
+                search(bench, tmp_path, **kwargs).fit()
+        assert holder.wait(timeout=300) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert not lock.exists()  # Released when the search ended.
+    # Nothing of the first search was lost, and the project resumes.
+    resumed = search(bench, tmp_path, max_trials=14)
+    assert len(resumed.results()) == 12
+    resumed.fit()
+    assert [r["status"] for r in resumed.results()] == ["COMPLETED"] * 14
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(bench, tmp_path, capsys):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    (tmp_path / "p").mkdir()
+    stale = {"pid": int(dead.stdout), "host": socket.gethostname(), "started": "earlier"}
+    (tmp_path / "p" / LOCK).write_text(json.dumps(stale))
+    search(bench, tmp_path, verbose=1).fit()
+    assert "taking over the lock" in capsys.readouterr().err
+    assert not (tmp_path / "p" / LOCK).exists()
+
+
+def test_a_lock_held_on_another_host_is_respected(bench, tmp_path):
+    (tmp_path / "p").mkdir()
+    other = {"pid": os.getpid(), "host": "another-machine", "started": "earlier"}
+    (tmp_path / "p" / LOCK).write_text(json.dumps(other))
+    with pytest.raises(ProjectInUseError, match="another-machine.*delete .*kerasnas.lock"):
+        search(bench, tmp_path).fit()
+    assert os.listdir(tmp_path / "p") == [LOCK]  # Nothing was written.
+
+
+@pytest.mark.parametrize(
+    "change, differs",
+    [
+        ({"strategy": "evolution"}, "strategy"),
+        ({"objective": keras_tuner.Objective("test_accuracy", "max")}, "objective"),
+        ({"objective": keras_tuner.Objective("val_accuracy", "min")}, "direction"),
+    ],
+)
+def test_resume_refuses_another_strategy_or_objective(bench, tmp_path, change, differs):
+    search(bench, tmp_path).fit()
+    before = sorted(os.listdir(tmp_path / "p"))
+    with pytest.raises(
+        ValueError, match=rf"another {differs}, so its trials cannot be compared"
+    ) as e:
+        search(bench, tmp_path, **change).fit()
+    assert "overwrite=True" in str(e.value) and "project_name" in str(e.value)
+    assert "stored" in str(e.value) and "now" in str(e.value)
+    assert sorted(os.listdir(tmp_path / "p")) == before
+    search(bench, tmp_path, overwrite=True, **change).fit()  # The way out.
+
+
+def test_resume_refuses_a_one_shot_search_with_other_trial_settings(tmp_path):
+    space = kn.spaces.NASBench201Space(num_classes=10, input_shape=(8, 8, 1))
+    project = kn.search.Project(str(tmp_path), "p")
+
+    def record(**kwargs):
+        oracle = kn.oracles.SPOSOracle(space, max_trials=2, num_candidates=2, **kwargs)
+        search = kn.Search(space, oracle, directory=str(tmp_path), project_name="p")
+        return {**search._record(), "space": space.get_config()}
+
+    project.write(record(retrain_epochs=2))
+    project.check_resume(space, record(retrain_epochs=2))
+    with pytest.raises(ValueError, match="another strategy_settings"):
+        project.check_resume(space, record(retrain_epochs=3))
+
+
+def test_a_file_in_the_way_of_the_project_is_named(bench, tmp_path):
+    (tmp_path / "p").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"project folder .*p is a file, not a folder"):
+        search(bench, tmp_path).fit()
+    with pytest.raises(ValueError, match=r"directory .*file\.txt is a file"):
+        (tmp_path / "file.txt").write_text("")
+        search(bench, tmp_path / "file.txt").fit()
