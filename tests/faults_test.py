@@ -155,3 +155,57 @@ def test_a_file_in_the_way_of_the_project_is_named(bench, tmp_path):
     with pytest.raises(ValueError, match=r"directory .*file\.txt is a file"):
         (tmp_path / "file.txt").write_text("")
         search(bench, tmp_path / "file.txt").fit()
+
+
+def test_unreadable_store_files_are_named_with_the_fix(bench, tmp_path):
+    search(bench, tmp_path).fit()
+    trial_file = next((tmp_path / "p").glob("trial_*/trial.json"))
+    trial_file.write_text("{}")
+    with pytest.raises(kn.CorruptStoreError, match=rf"{trial_file}.*does not describe a trial"):
+        search(bench, tmp_path).results()
+    (tmp_path / "p" / "kerasnas.json").write_text("{}")
+    with pytest.raises(kn.CorruptStoreError, match=r"kerasnas\.json does not describe"):
+        search(bench, tmp_path).results()
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_lost_oracle_state_is_rebuilt_from_the_trial_files(bench, tmp_path, capsys, damage):
+    for strategy in ("random", "evolution"):
+        folder = tmp_path / strategy
+        first = search(bench, folder, strategy=strategy, max_trials=6)
+        first.fit()
+        before = [(r["trial_id"], r["hash"], r["score"]) for r in first.results()]
+        oracle_file = folder / "p" / "oracle.json"
+        if damage == "delete":
+            oracle_file.unlink()
+        else:
+            oracle_file.write_text(oracle_file.read_text()[:40])
+        resumed = search(bench, folder, strategy=strategy, max_trials=9, verbose=1)
+        resumed.fit()
+        assert "rebuilt from the 6 trial files" in capsys.readouterr().err
+        after = [(r["trial_id"], r["hash"], r["score"]) for r in resumed.results()]
+        assert after[:6] == before and len(after) == 9
+        assert len({h for _, h, _ in after}) == 9  # No architecture trained twice.
+
+
+def test_a_truncated_controller_file_is_named(bench, tmp_path):
+    search(bench, tmp_path, strategy="controller", max_trials=6).fit()
+    weights = tmp_path / "p" / "controller.npz"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(kn.CorruptStoreError, match=r"controller\.npz cannot be read.*delete it"):
+        search(bench, tmp_path, strategy="controller", max_trials=8).fit()
+
+
+def test_a_missing_checkpoint_names_the_trial_and_retrain(tmp_path):
+    from tests import tiny
+
+    (x, y), (xv, yv) = tiny.digits(train=64, val=32)
+    trained = kn.Search(tiny.space(), max_trials=1, seed=0, directory=tmp_path, verbose=0)
+    trained.fit(x, y, validation_data=(xv, yv), epochs=1)
+    (checkpoint,) = tmp_path.glob("search/trial_*/checkpoint.weights.h5")
+    checkpoint.unlink()
+    again = kn.Search(tiny.space(), max_trials=1, seed=0, directory=tmp_path, verbose=0)
+    for call in (again.best_model, lambda: again.export(tmp_path / "best.keras")):
+        with pytest.raises(kn.CorruptStoreError, match=r"weights of trial 0 .* missing.*retrain"):
+            call()
+    assert not (tmp_path / "best.keras").exists()

@@ -18,7 +18,7 @@ from keras_tuner import synchronized
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas import distributed
-from kerasnas._io import read_json, write_json
+from kerasnas._io import CorruptStoreError, read_json, write_json
 from kerasnas.architecture import Architecture, OutOfSpaceError
 from kerasnas.spaces.base import ENUMERATION_LIMIT, SearchSpace
 
@@ -322,16 +322,21 @@ class NasOracle(keras_tuner.Oracle):
 
     def reload(self) -> None:
         for fname in sorted(glob.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))):
-            trial = trial_module.Trial.from_state(read_json(fname))
-            self.trials[trial.trial_id] = trial
+            self.trials.update([_read_trial(fname)])
+        path = self._get_oracle_fname()
         try:
-            self.set_state(read_json(self._get_oracle_fname()))
-        except KeyError as e:
-            raise ValueError(
-                f"The oracle state {self._get_oracle_fname()} does not match this strategy "
-                f"(missing {e}). Use the strategy the project was created with, or pass "
-                "overwrite=True or another project_name."
-            ) from e
+            self.set_state(read_json(path))
+        except (CorruptStoreError, KeyError, TypeError, AttributeError) as e:
+            # The trial files are written first and hold every trial: the strategy starts
+            # from them, as a fresh oracle of the same settings that has seen them.
+            cause = "missing" if not os.path.exists(path) else f"unreadable ({e!r})"
+            log.warning(
+                "the oracle state %s is %s; rebuilt from the %d trial files",
+                path,
+                cause,
+                len(self.trials),
+            )
+            self._draws = len(self.trials)  # A random sequence not replayed from its start.
         # Reconcile with the trial files, which are written before the oracle state: a
         # trial whose file says it finished is kept (the process died between the two
         # writes); every other trial (running when the process stopped) runs again.
@@ -363,3 +368,17 @@ class NasOracle(keras_tuner.Oracle):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self._draws = state.get("draws", 0)
+
+
+def _read_trial(path: str) -> tuple[str, trial_module.Trial]:
+    """A trial file of the store, or CorruptStoreError naming it and the fix."""
+    state = read_json(path)
+    try:
+        trial = trial_module.Trial.from_state(state)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CorruptStoreError(
+            f"The trial file {path} does not describe a trial ({e!r} is missing or wrong). "
+            "Restore it from a backup, or start afresh with overwrite=True or another "
+            "project_name (the other trials' folders are intact and can be read as they are)."
+        ) from e
+    return trial.trial_id, trial

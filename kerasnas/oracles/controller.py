@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Scalar
 from kerasnas.oracles.base import NasOracle
 from kerasnas.policy import LSTMPolicy
@@ -327,8 +329,11 @@ class ControllerOracle(NasOracle):
         try:
             with np.load(path) as data:
                 arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
-        except (OSError, ValueError) as e:
-            raise ValueError(f"The controller weights file {path} cannot be read: {e}") from e
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise CorruptStoreError(
+                f"The controller weights file {path} cannot be read ({e!r}). Restore it from "
+                "a backup, or delete it: the policy then starts afresh, and the trials are kept."
+            ) from e
         n = len(self.controller.trainable_variables)
         self.controller.set_weights(arrays[:n])
         for v, w in zip(self.optimizer.variables, arrays[n:], strict=True):

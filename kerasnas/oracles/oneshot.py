@@ -10,7 +10,7 @@ from typing import Any
 import keras
 from keras_tuner.engine import trial as trial_module
 
-from kerasnas._io import write_json
+from kerasnas._io import read_json, write_json
 from kerasnas.oneshot.initial import INIT_KEY, load_candidate
 from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
 from kerasnas.spaces.base import SearchSpace
@@ -183,6 +183,11 @@ class OneShotOracle(NasOracle):
                 f"{type(self).__name__} ranks architectures by their accuracy on validation "
                 "data (one-shot search); pass validation_data=(x_val, y_val) to fit()."
             )
+        saved = os.path.join(directory, "oneshot.json")
+        if not self.ranking and os.path.exists(saved):  # The oracle's state was lost.
+            stored = read_json(saved)
+            self.ranking = stored.pop("ranking")
+            self.summary = stored
         if self.ranking:
             if progress:
                 log.info(

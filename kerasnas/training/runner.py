@@ -26,7 +26,7 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas import _memory, distributed
-from kerasnas._io import read_json, write_json
+from kerasnas._io import CorruptStoreError, read_json, write_json
 from kerasnas.objectives import objective_inputs
 from kerasnas.oracles.base import NasOracle, SearchContext
 from kerasnas.recipe import Recipe
@@ -253,11 +253,17 @@ class NasTuner(keras_tuner.Tuner):
                 "The trials of this search were looked up in a table, so no model was "
                 "trained. Build the architecture with search.space.build(arch) and train it."
             )
+        path = self._get_checkpoint_fname(trial.trial_id)
+        if not os.path.exists(path):
+            raise CorruptStoreError(
+                f"The trained weights of trial {trial.trial_id} ({path}) are missing. "
+                "search.retrain(x, y, ...) trains its network again from scratch."
+            )
         model = self.build_model(trial)
         with scope(self.distribution_strategy), warnings.catch_warnings():
             # The checkpoint holds weights only; the optimizer starts afresh.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model.load_weights(self._get_checkpoint_fname(trial.trial_id))
+            model.load_weights(path)
         return model
 
     def _configure_tensorboard_dir(
@@ -405,12 +411,13 @@ class NasTuner(keras_tuner.Tuner):
             gc.collect()
         self._gradients_before = frozenset()
 
-    def network_hash(self, trial: trial_module.Trial) -> str:
-        """The hash of the network a trial trains, as its strategy names it."""
-        values = trial.hyperparameters.values
-        if isinstance(self.strategy, NasOracle):
-            return self.strategy.network_hash(values)
-        return self.space.decode(values).hash()
+
+def network_hash(strategy: Any, space: SearchSpace, trial: trial_module.Trial) -> str:
+    """The hash of the network a trial trains, as its strategy names it."""
+    values = trial.hyperparameters.values
+    if isinstance(strategy, NasOracle):
+        return strategy.network_hash(values)
+    return space.decode(values).hash()
 
 
 def look_up(evaluator: Any, trial: trial_module.Trial, seed: int | None) -> dict:
@@ -450,7 +457,8 @@ def progress_line(runner: NasTuner, trial: trial_module.Trial) -> str:
     objective = runner.oracle.objective
     number = int(trial.trial_id) + 1
     elapsed = time.perf_counter() - runner._search_start
-    head = f"trial {number}/{runner.oracle.max_trials} arch={runner.network_hash(trial)[:8]}"
+    arch = network_hash(runner.strategy, runner.space, trial)[:8]
+    head = f"trial {number}/{runner.oracle.max_trials} arch={arch}"
     if trial.status != trial_module.TrialStatus.COMPLETED:
         reason = (trial.message or "").strip().splitlines()
         return f"{head} {trial.status}: {reason[-1] if reason else ''} elapsed={elapsed:.1f}s"
