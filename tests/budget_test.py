@@ -55,3 +55,41 @@ def test_a_budgeted_search_stops_before_overrunning(tmp_path, capsys):
                       time_budget=budget, reserve=trial)  # fmt: skip
     again.fit(x, y, validation_data=(xv, yv), epochs=1)
     assert len(again.completed_trials()) <= done + 1
+
+
+class _Batches(kn.spaces.base.keras.callbacks.Callback):
+    """Counts training batches (a class attribute: keras-tuner deep-copies callbacks)."""
+
+    seen = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        _Batches.seen += 1
+
+
+def test_a_running_trial_is_stopped_at_the_deadline_and_keeps_its_best_epoch(tmp_path, capsys):
+    (x, y), (xv, yv) = tiny.digits(64, 32)  # 2 batches of 32 an epoch.
+    space = tiny.space(num_classes=10, input_shape=(8, 8, 1))
+    search = kn.Search(space, max_trials=3, seed=0, directory=tmp_path, time_budget=20)
+    # A clock that moves one second a batch: the deadline falls after 20 batches.
+    search._get_tuner().time_used = lambda: float(_Batches.seen)
+    _Batches.seen = 0
+    search.fit(x, y, validation_data=(xv, yv), epochs=10_000, callbacks=[_Batches()])
+    (record,) = search.results()
+    assert record["status"] == "COMPLETED" and record["score"] is not None
+    assert record["metrics"]["cut_short"] == 10  # Stopped in epoch 10, after its 20th batch.
+    assert _Batches.seen == 20
+    out = capsys.readouterr().out
+    assert "trial 1: the time budget stopped its training in epoch 10" in out
+    assert "search stopped: the time budget would be exceeded" in out
+    assert search.best_model().count_params() == record["params"]  # Its best epoch's weights.
+
+
+def test_a_trial_stopped_in_its_first_epoch_is_warned_about(tmp_path, capsys):
+    (x, y), (xv, yv) = tiny.digits(64, 32)
+    space = tiny.space(num_classes=10, input_shape=(8, 8, 1))
+    search = kn.Search(space, max_trials=3, seed=0, directory=tmp_path, time_budget=1)
+    search._get_tuner().time_used = lambda: float(_Batches.seen)
+    _Batches.seen = 0
+    search.fit(x, y, validation_data=(xv, yv), epochs=5, callbacks=[_Batches()])
+    assert search.results()[0]["metrics"]["cut_short"] == 1
+    assert "one epoch does not fit the time left" in capsys.readouterr().err

@@ -209,3 +209,22 @@ def test_a_missing_checkpoint_names_the_trial_and_retrain(tmp_path):
         with pytest.raises(kn.CorruptStoreError, match=r"weights of trial 0 .* missing.*retrain"):
             call()
     assert not (tmp_path / "best.keras").exists()
+
+
+def test_three_failures_in_a_row_report_and_keep_the_last_trial(tmp_path, capsys):
+    from tests import tiny
+
+    (x, y), (xv, yv) = tiny.digits(train=32, val=16)
+
+    def failing():  # Every model is over max_model_size: each trial fails at build time.
+        return kn.Search(tiny.space(), max_trials=5, seed=0, directory=tmp_path, max_model_size=1)
+
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        failing().fit(x, y, validation_data=(xv, yv), epochs=1)
+    out = capsys.readouterr().out
+    assert "trial 3/5" in out and "Oversized model" in out  # The last trial's line...
+    assert "0 completed, 3 failed trials" in out  # ...and the summary.
+    statuses = [
+        json.loads(p.read_text())["status"] for p in tmp_path.glob("search/trial_*/trial.json")
+    ]
+    assert statuses == ["FAILED"] * 3  # The last one too: a resume does not run it again.

@@ -62,7 +62,15 @@ def parse_objective(value: str) -> Any:
         if not name:
             raise flags.ValidationError(f"objective {value!r} lacks a metric name.")
         return keras_tuner.Objective(name, direction)
-    if not value or metrics_tracking.infer_metric_direction(value) is None:
+    known = bool(value) and metrics_tracking.infer_metric_direction(value) is not None
+    if sep and not known:
+        # NAME:DIRECTION with another direction than max or min (e.g. val_accuracy:up).
+        example = name or "NAME"
+        raise flags.ValidationError(
+            f"the direction after ':' must be max or min, not {direction!r}; "
+            f"e.g. --objective={example}:max or --objective={example}:min."
+        )
+    if not known:
         raise flags.ValidationError(
             f"cannot tell whether to maximise or minimise {value!r}; "
             f"write {value or 'NAME'}:max or {value or 'NAME'}:min."

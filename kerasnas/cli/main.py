@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -26,6 +27,8 @@ from kerasnas.spaces import SPACES, SearchSpace
 
 FLAGS = flags.FLAGS
 PROGRAM = "kerasnas"
+#: How keras-tuner's RuntimeError begins when `max_consecutive_failed_trials` trials failed.
+CONSECUTIVE_FAILURES = "Number of consecutive failures exceeded the limit"
 parse_objective = flag_definitions.parse_objective
 
 
@@ -95,6 +98,86 @@ def _export_path() -> str | None:
     if FLAGS.export is None:
         return os.path.join(FLAGS.directory, FLAGS.project_name, "best.keras")
     return FLAGS.export or None
+
+
+def _nearest_existing(path: str) -> str:
+    """`path`, or the closest of its ancestors that exists."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _check_writable_folder(folder: str, flag: str) -> None:
+    """Raises UsageError unless `folder` is, or can be made, a folder this process writes in.
+
+    The check creates and removes a file in `folder` or, when it does not exist
+    yet, in its closest existing ancestor (where it would be created): it
+    leaves nothing behind.
+    """
+    existing = _nearest_existing(folder)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{flag}: {existing} is a file, not a folder.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".kerasnas-write-check-", dir=existing)
+    except OSError as err:
+        raise UsageError(f"{flag}: cannot write in {existing} ({err.strerror or err}).") from None
+    os.close(handle)
+    os.remove(probe)
+
+
+def _check_paths(export: str | None) -> None:
+    """Checks, before anything is trained, that the project and the export can be written."""
+    project = os.path.join(FLAGS.directory, FLAGS.project_name)
+    if os.path.exists(FLAGS.directory) and not os.path.isdir(FLAGS.directory):
+        raise UsageError(
+            f"--directory={FLAGS.directory} is a file; name a folder to store the projects in."
+        )
+    if os.path.exists(project) and not os.path.isdir(project):
+        raise UsageError(
+            f"--project_name={FLAGS.project_name}: {project} is a file, not a project folder; "
+            "choose another --project_name or --directory."
+        )
+    _check_writable_folder(project, f"--directory={FLAGS.directory}")
+    if export is None or distributed.is_worker():  # keras-tuner workers export nothing.
+        return
+    flag = f"--export={export}" if FLAGS.export else f"the default export path {export}"
+    if os.path.isdir(export):
+        raise UsageError(f"{flag} is a folder; name the .keras file to write.")
+    if os.path.exists(export) and not os.access(export, os.W_OK):
+        raise UsageError(f"{flag}: the file exists and cannot be overwritten.")
+    _check_writable_folder(os.path.dirname(os.path.abspath(export)), flag)
+
+
+def _last_message(trial: Any) -> str:
+    """The last line of a failed trial's message (its traceback's exception line)."""
+    lines = [line.strip() for line in (trial.message or "").splitlines() if line.strip()]
+    return lines[-1] if lines else f"trial {trial.trial_id} {str(trial.status).lower()}"
+
+
+def _ended_trials(search: Search) -> list[Any]:
+    """The project's trials in the order they ended (trial order where that is unknown)."""
+    trials = search.oracle.trials
+    order = [i for i in getattr(search.oracle, "end_order", []) if i in trials]
+    return [trials[i] for i in order] or [trials[i] for i in sorted(trials)]
+
+
+def _failed_in_a_row(search: Search, err: RuntimeError) -> int:
+    """Reports keras-tuner's stop after too many consecutive failed trials; returns 1.
+
+    The search has printed the last trial's progress line and the summary
+    table; this adds one `kerasnas: error:` line naming the last trial's error.
+    """
+    ended = _ended_trials(search)
+    last = ended[-1] if ended else None
+    count = getattr(search.oracle, "max_consecutive_failed_trials", None)
+    reason = _last_message(last) if last is not None else _one_line(str(err)).strip()
+    print(
+        f"{PROGRAM}: error: {count or 'too many'} trials in a row failed; the last: {reason}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
 
 
 def _check_distribution() -> None:
@@ -195,6 +278,7 @@ def _search() -> int:
     objective = parse_objective(FLAGS.objective)
     export = _export_path()
     _check_distribution()
+    _check_paths(export)
 
     # A multi-worker strategy must exist before TensorFlow runs anything (a tfds
     # dataset, the controller's policy), so it comes first.
@@ -244,14 +328,27 @@ def _search() -> int:
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
+    except RuntimeError as err:
+        # keras-tuner's oracle stops the search after max_consecutive_failed_trials.
+        if not str(err).startswith(CONSECUTIVE_FAILURES):
+            raise
+        return _failed_in_a_row(search, err)
 
-    if export is None or distributed.is_worker():  # keras-tuner workers export nothing.
+    if distributed.is_worker():  # keras-tuner workers hold no trials and export nothing.
         return 0
-    try:
-        best = search.best_trials(1)[0]
-    except ValueError as err:  # Every trial failed: nothing to export.
-        print(f"{PROGRAM}: error: {_one_line(str(err))}", file=sys.stderr, flush=True)
+    if not search.completed_trials():
+        ended = _ended_trials(search)
+        why = f": all {len(ended)} failed; the last: {_last_message(ended[-1])}"
+        print(
+            f"{PROGRAM}: error: no trial completed in {search.project_dir}"
+            f"{why if ended else '; none ran.'}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
+    if export is None:
+        return 0
+    best = search.best_trials(1)[0]
     path = search.export(export)
     if path is None:  # A multi-worker replica that is not the cluster's chief.
         return 0
@@ -270,9 +367,10 @@ def main(argv: Sequence[str]) -> int:
         argv: The command line left after flag parsing (the program name only).
 
     Returns:
-        0 on success; 1 when every trial failed, so that there is no model to
-        export; 2 for a bad flag value. Errors are one `kerasnas: error:` line
-        on stderr.
+        0 on success; 1 when the search failed (every trial failed, or too
+        many in a row did); 2 for a bad flag value (or an unwritable project
+        folder or export path), found before anything is trained. Errors end
+        the output with one `kerasnas: error:` line on stderr.
     """
     if not FLAGS["verbosity"].present:
         # absl's app.run turns INFO logging on; keep library chatter (tensorflow-datasets,

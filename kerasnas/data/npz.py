@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,30 @@ from kerasnas.data.checks import (
 )
 
 _NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+_SAVE_ONE = "save one with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
+# An .npz is a zip file (np.savez); a lone array's .npy file has a magic string of its own.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_archive(path: str, file: Path) -> None:
+    """Raises ValueError, saying what the file looks like, unless it starts as a zip or .npy."""
+    with open(file, "rb") as f:
+        head = f.read(64)
+    if head.startswith(_ZIP_MAGIC) or head.startswith(_NPY_MAGIC):
+        return
+    text = head.decode("utf-8", "ignore")  # A cut multi-byte character is dropped.
+    if not head:
+        what = "the file is empty"
+    elif b"\x00" not in head and all(c.isprintable() or c.isspace() for c in text):
+        first = (text.strip().splitlines() or [""])[0]
+        what = f"it looks like a text file, starting {first[:30]!r}"
+    else:
+        what = f"it starts with the bytes {head[:8]!r}"
+    raise ValueError(
+        f"npz:{path} is not an .npz archive ({what}): an .npz is the zip file that "
+        f"np.savez writes; {_SAVE_ONE}"
+    )
 
 
 def _load_npz(path: str, *, validation_size: float | None = None) -> Splits:
@@ -25,15 +50,15 @@ def _load_npz(path: str, *, validation_size: float | None = None) -> Splits:
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"npz:{path}: there is no file {file.resolve()}.")
+    _check_archive(path, file)
     try:
         archive = np.load(file, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"npz:{path} could not be read as an .npz archive: {err}") from None
-    if not hasattr(archive, "files"):
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise ValueError(
-            f"npz:{path} holds a single array, not an .npz archive; save one with "
-            "np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
-        )
+            f"npz:{path} is not a readable .npz archive (a damaged zip file: {err}); {_SAVE_ONE}"
+        ) from None
+    if not hasattr(archive, "files"):
+        raise ValueError(f"npz:{path} holds a single array, not an .npz archive; {_SAVE_ONE}")
     with archive:
         names = set(archive.files)
         missing = [key for key in _NPZ_REQUIRED if key not in names]

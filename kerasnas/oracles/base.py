@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import logging
 import os
 import time
@@ -18,8 +17,8 @@ from keras_tuner import synchronized
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas import distributed
-from kerasnas._io import CorruptStoreError, read_json, write_json
 from kerasnas.architecture import Architecture, OutOfSpaceError
+from kerasnas.oracles.store import StoredOracle
 from kerasnas.spaces.base import ENUMERATION_LIMIT, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ class TrialContext(Protocol):
         """Adds metrics to the trial's record and JSON files to its folder."""
 
 
-class NasOracle(keras_tuner.Oracle):
+class NasOracle(StoredOracle):
     """A keras-tuner `Oracle` that proposes architectures of a search space.
 
     Subclasses implement `populate_space(trial_id)` and return
@@ -311,50 +310,6 @@ class NasOracle(keras_tuner.Oracle):
         """The architecture a trial trains."""
         return self.space.decode(trial.hyperparameters.values)
 
-    # -- The trial store: atomic writes, reads that name a corrupt file ---------
-    def save(self) -> None:
-        write_json(self._get_oracle_fname(), self.get_state())
-
-    def _save_trial(self, trial: trial_module.Trial) -> None:
-        write_json(
-            os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state()
-        )
-
-    def reload(self) -> None:
-        for fname in sorted(glob.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))):
-            self.trials.update([_read_trial(fname)])
-        path = self._get_oracle_fname()
-        try:
-            self.set_state(read_json(path))
-        except (CorruptStoreError, KeyError, TypeError, AttributeError) as e:
-            # The trial files are written first and hold every trial: the strategy starts
-            # from them, as a fresh oracle of the same settings that has seen them.
-            cause = "missing" if not os.path.exists(path) else f"unreadable ({e!r})"
-            log.warning(
-                "the oracle state %s is %s; rebuilt from the %d trial files",
-                path,
-                cause,
-                len(self.trials),
-            )
-            self._draws = len(self.trials)  # A random sequence not replayed from its start.
-        # Reconcile with the trial files, which are written before the oracle state: a
-        # trial whose file says it finished is kept (the process died between the two
-        # writes); every other trial (running when the process stopped) runs again.
-        finished = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)
-        self.ongoing_trials = {}
-        for trial_id in sorted(self.trials):
-            trial = self.trials[trial_id]
-            self._tried_so_far.add(self._compute_values_hash(trial.hyperparameters.values))
-            if trial_id not in self.start_order:
-                self.start_order.append(trial_id)
-            if trial.status in finished:
-                if trial_id not in self.end_order:
-                    self.end_order.append(trial_id)
-                if trial_id in self._retry_queue:
-                    self._retry_queue.remove(trial_id)
-            elif trial_id not in self._retry_queue:
-                self._retry_queue.append(trial_id)
-
     # -- keras-tuner hooks --------------------------------------------------
     def _compute_values_hash(self, values: Mapping[str, Any]) -> str:
         try:
@@ -368,17 +323,3 @@ class NasOracle(keras_tuner.Oracle):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self._draws = state.get("draws", 0)
-
-
-def _read_trial(path: str) -> tuple[str, trial_module.Trial]:
-    """A trial file of the store, or CorruptStoreError naming it and the fix."""
-    state = read_json(path)
-    try:
-        trial = trial_module.Trial.from_state(state)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise CorruptStoreError(
-            f"The trial file {path} does not describe a trial ({e!r} is missing or wrong). "
-            "Restore it from a backup, or start afresh with overwrite=True or another "
-            "project_name (the other trials' folders are intact and can be read as they are)."
-        ) from e
-    return trial.trial_id, trial

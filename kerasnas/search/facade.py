@@ -178,14 +178,16 @@ class Search(SearchResults, FinalModel):
                 distribution strategy). Defaults to the recipe's, or 32.
             callbacks: Keras callbacks for every trial's `fit` (deep-copied).
             verbose: Verbosity of each trial's `model.fit`. Defaults to 0.
-            **fit_kwargs: Other `model.fit` arguments.
+            **fit_kwargs: `validation_split` (arrays only), and `model.fit`'s
+                `class_weight`, `steps_per_epoch`, `validation_steps`, `validation_freq`.
 
         Returns:
             The `Search`, for chaining.
         """
         with report.quiet(not self.verbose):
+            split, fit_kwargs = options.check_fit_arguments(fit_kwargs)
             if self.evaluator is not None:
-                if x is not None or y is not None or validation_data is not None:
+                if split or any(data is not None for data in (x, y, validation_data)):
                     raise ValueError(
                         "This search looks trials up in its evaluator; fit() takes no data."
                     )
@@ -197,8 +199,9 @@ class Search(SearchResults, FinalModel):
                 self.recipe, epochs, batch_size, 5, 32
             )
             inputs = inputs_module.examine_inputs(
-                x, y, validation_data, read_labels=self.space.num_classes is None
-            )
+                x, y, validation_data, read_labels=self.space.num_classes is None,
+                validation_split=split,
+            )  # fmt: skip
             has_validation = inputs.validation is not None
             if getattr(self.oracle, "needs_validation_data", False) and not has_validation:
                 raise ValueError(
@@ -213,12 +216,10 @@ class Search(SearchResults, FinalModel):
             options.check_objective(self.objective, [*produced, *TRAINED_RESOURCES], has_validation)
             seed = 0 if self.seed is None else self.seed
             x, val = inputs.datasets(batch_size, seed)
-            kwargs: dict[str, Any] = dict(fit_kwargs)
-            kwargs.update(epochs=epochs, callbacks=list(callbacks or []), verbose=verbose)
+            kwargs: dict[str, Any] = dict(fit_kwargs, epochs=epochs, verbose=verbose)
+            kwargs.update(callbacks=list(callbacks or []), shuffle=False)  # Pipelines shuffle.
             if val is not None:
                 kwargs["validation_data"] = val
-            # Keras ignores `shuffle` for datasets (with a warning); array pipelines reshuffle.
-            kwargs.setdefault("shuffle", False)
             if recipe is not None:
                 steps = recipe.steps_in(x)
                 x = recipe.augment(x, seed=seed)
@@ -255,9 +256,11 @@ class Search(SearchResults, FinalModel):
             f", resuming with {done} completed" if done else "",
             self.project_dir,
         )
-        tuner.search(*args, **kwargs)
-        if not distributed.is_worker():
-            self.summary()
+        try:
+            tuner.search(*args, **kwargs)
+        finally:  # Also when too many trials failed in a row (keras-tuner's RuntimeError).
+            if not distributed.is_worker():
+                self.summary()
 
     def _get_tuner(self) -> NasTuner:
         if self._tuner is not None:

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 # The trial metric of a trial's build-and-train seconds (`kerasnas.training.TRAIN_TIME`).
 TRAIN_TIME = "train_time"
 
 
+def _check_seconds(name: str, value: Any, allow_none: bool) -> None:
+    """Raises ValueError unless `value` is a number of seconds (or None, if allowed)."""
+    if (value is None and allow_none) or (
+        isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ):
+        return
+    expected = "a number of seconds (an int or a float)" + (", or None" if allow_none else "")
+    hint = ""
+    if isinstance(value, str):
+        try:
+            hint = f"; pass {name}={float(value):g}"
+        except ValueError:
+            pass
+    raise ValueError(
+        f"{name} must be {expected}. Received: {name}={value!r}, a {type(value).__name__}{hint}."
+    )
+
+
 def check_time_budget(time_budget: float | None, reserve: float) -> None:
     """Raises ValueError unless `time_budget` (None or > 0) and `reserve` (>= 0, below it) fit."""
+    _check_seconds("time_budget", time_budget, allow_none=True)
+    _check_seconds("reserve", reserve, allow_none=False)
     if time_budget is not None and not time_budget > 0:
         raise ValueError(f"time_budget must be > 0 seconds. Received: {time_budget!r}.")
     if not reserve >= 0 or (time_budget is not None and reserve >= time_budget):

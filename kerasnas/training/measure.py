@@ -34,6 +34,26 @@ def best_epoch_metrics(histories: Sequence[keras.callbacks.History], objective: 
     return {name: float(np.mean([m[name] for m in chosen if name in m])) for name in sorted(names)}
 
 
+def trial_metrics(
+    histories: Sequence[keras.callbacks.History],
+    objective: Any,
+    params: int,
+    model: keras.Model | None,
+    names: tuple[str, str],
+) -> dict:
+    """A trial's metrics: the best epoch's, with the parameter count and, when `model` is
+    given, its latency (constant over epochs, so that they can be objectives themselves,
+    e.g. minimise `params`). `names` are the names of those two metrics."""
+    measured = {names[0]: float(params)}
+    if model is not None:
+        measured[names[1]] = latency_ms(model)
+    for history in histories:
+        epochs = len(history.history.get("loss", [])) or 1
+        for name, value in measured.items():
+            history.history[name] = [value] * epochs
+    return best_epoch_metrics(histories, objective)
+
+
 def latency_ms(model: keras.Model, repeats: int = 20) -> float:
     """Median milliseconds of one inference on a single example."""
     x = np.zeros((1, *model.input_shape[1:]), dtype="float32")

@@ -185,3 +185,33 @@ class EpochProgress(keras.callbacks.Callback):
             shown,
             time.perf_counter() - self._start,
         )
+
+
+class DeadlineStop(keras.callbacks.Callback):
+    """Stops a training after the batch at which `seconds_left()` reaches 0.
+
+    The stopped epoch still ends as Keras ends an epoch (its validation pass,
+    the checkpoint of the best epoch), so the trial keeps and reports its best
+    epoch so far. keras-tuner deep-copies a trial's callbacks: this one is
+    shared instead, so that the runner can read `stopped_in_epoch` afterwards.
+
+    Args:
+        seconds_left: Seconds left before the deadline, when called.
+    """
+
+    def __init__(self, seconds_left: Callable[[], float]):
+        super().__init__()
+        self.seconds_left = seconds_left
+        self.stopped_in_epoch: int | None = None  # 1-based, once stopped.
+        self._epoch = 0
+
+    def __deepcopy__(self, memo: dict) -> DeadlineStop:
+        return self
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.stopped_in_epoch is None and self.seconds_left() <= 0:
+            self.stopped_in_epoch = self._epoch + 1
+            self.model.stop_training = True

@@ -38,6 +38,7 @@ from kerasnas.training.budget import (
     search_stop_reason,
     trial_times,
 )
+from kerasnas.training.pacing import DeadlineStop
 from kerasnas.training.workers import Heartbeat, IdleWaitingClient
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 PARAMS = "params"
 # Milliseconds per example at batch size 1, measured when an objective needs it.
 LATENCY = "latency"
+# The epoch in which the time budget stopped a trial's training (absent when it did not).
+CUT_SHORT = "cut_short"
 # 1 when a trial's network started from trained weights (a morphism parent's, a supernet's).
 INHERITED = "inherited"
 
@@ -353,9 +356,12 @@ class NasTuner(keras_tuner.Tuner):
             epochs = self.strategy.trial_epochs(trial)
             if epochs is not None:  # e.g. a one-shot search's retrain_epochs
                 kwargs["epochs"] = epochs
-        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [
-            keras.callbacks.TerminateOnNaN()
-        ]
+        deadline = None
+        if self.time_budget is not None and not self._is_worker():
+            left = self.time_budget - self.reserve
+            deadline = DeadlineStop(lambda: left - self.time_used())
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), keras.callbacks.TerminateOnNaN()]
+        kwargs["callbacks"] += [deadline] if deadline else []
         start = time.perf_counter()
         self._build = build = _TrialBuild(self, trial, training=True)
         try:
@@ -365,17 +371,13 @@ class NasTuner(keras_tuner.Tuner):
             self._build = None
         train_time = time.perf_counter() - start
         check_histories(histories, self.oracle.objective)
-        # Per-trial measurements are constant over epochs: give them to each history,
-        # so that they can be objectives themselves (e.g. minimise `params`).
-        measured = {PARAMS: float(self._params or 0)}
-        if self._model is not None:
-            measured[LATENCY] = measure.latency_ms(self._model)
-            self._model = None
-        for history in histories:
-            epochs = len(history.history.get("loss", [])) or 1
-            for name, value in measured.items():
-                history.history[name] = [value] * epochs
-        metrics = measure.best_epoch_metrics(histories, self.oracle.objective)
+        metrics = measure.trial_metrics(
+            histories, self.oracle.objective, self._params or 0, self._model, (PARAMS, LATENCY)
+        )
+        self._model = None
+        if deadline is not None and deadline.stopped_in_epoch is not None:
+            metrics[CUT_SHORT] = float(deadline.stopped_in_epoch)
+            cut_short(trial, deadline.stopped_in_epoch)
         metrics[TRAIN_TIME] = train_time
         metrics.update(build.metrics)
         for name, content in build.files.items():
@@ -394,10 +396,12 @@ class NasTuner(keras_tuner.Tuner):
         self._gradients_before = _memory.custom_gradient_names()
 
     def on_trial_end(self, trial: trial_module.Trial) -> None:
-        super().on_trial_end(trial)
-        self._release_trial_graphs()
-        if self.progress:
-            log.info(progress_line(self, self.oracle.get_trial(trial.trial_id)))
+        try:  # Ending a trial raises when too many failed in a row: report it all the same.
+            super().on_trial_end(trial)
+        finally:
+            self._release_trial_graphs()
+            if self.progress:
+                log.info(progress_line(self, self.oracle.get_trial(trial.trial_id)))
 
     def _release_trial_graphs(self) -> None:
         """Frees the trial's traced training graphs, which TensorFlow would keep.
@@ -410,6 +414,20 @@ class NasTuner(keras_tuner.Tuner):
         if _memory.forget_custom_gradients(self._gradients_before):
             gc.collect()
         self._gradients_before = frozenset()
+
+
+def cut_short(trial: trial_module.Trial, epoch: int) -> None:
+    """Says that the time budget stopped a trial in `epoch` (a warning when in its first)."""
+    number = int(trial.trial_id) + 1
+    if epoch > 1:
+        log.info("trial %d: the time budget stopped its training in epoch %d", number, epoch)
+        return
+    log.warning(
+        "trial %d: the time budget stopped its training within its first epoch, so it is "
+        "scored on part of an epoch; one epoch does not fit the time left. Give a larger "
+        "time_budget, fewer training examples, or a smaller space.",
+        number,
+    )
 
 
 def network_hash(strategy: Any, space: SearchSpace, trial: trial_module.Trial) -> str:
