@@ -6,6 +6,7 @@ from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
 from kerasnas.recipe import Recipe
 from kerasnas.search import Search
+from kerasnas.search.project import ProjectInUseError
 from kerasnas.tuner import NasTuner
 
 __version__ = "0.1.0"
@@ -16,6 +17,7 @@ __all__ = [
     "CorruptStoreError",
     "NasTuner",
     "OutOfSpaceError",
+    "ProjectInUseError",
     "Recipe",
     "Search",
     "benchmarks",

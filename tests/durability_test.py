@@ -13,19 +13,48 @@ import pytest
 import kerasnas as kn
 from kerasnas import _io, distributed
 
+# A search script. Its trials are small (one block, no separable convolutions, 128
+# examples): what is tested is the processes, not the training. Two hooks, set through
+# the environment, make the tests wait for events instead of wall time:
+#   HOLD=<k>:<file>  the process's training number k (0 = its first) writes <file> after
+#                    its first batch, then waits there to be killed: a kill mid-trial.
+#   MEET=<n>:<dir>   the process's first training waits until n processes have begun
+#                    training: every worker of a parallel search gets a trial.
 SCRIPT = textwrap.dedent(
     """
-    import os, sys
+    import os, sys, time
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
     import kerasnas as kn
 
     directory, project, max_trials, epochs, strategy = sys.argv[1:6]
+    hold, meet = os.environ.get("HOLD"), os.environ.get("MEET")
+
+    class Hooks(keras.callbacks.Callback):
+        trainings = 0  # Of this process (keras-tuner copies the callbacks per trial).
+
+        def on_train_begin(self, logs=None):
+            self.number = Hooks.trainings
+            Hooks.trainings += 1
+            if meet and self.number == 0:
+                count, folder = meet.split(":", 1)
+                open(os.path.join(folder, str(os.getpid())), "w").close()
+                deadline = time.monotonic() + 600
+                while len(os.listdir(folder)) < int(count) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if hold and batch == 0 and self.number == int(hold.split(":", 1)[0]):
+                open(hold.split(":", 1)[1], "w").close()
+                time.sleep(3600)  # Until the test kills this process.
+
     (x, y), (xv, yv), _ = kn.data.load("digits")
     space = kn.spaces.NASNetSpace(num_blocks=1, num_cells=1, num_reductions=1, filters=8,
-                                  ops=["sep_conv_3x3", "max_pool_3x3", "identity", "conv_1x1"])
+                                  ops=["max_pool_3x3", "identity", "conv_1x1"])
     search = kn.Search(space, strategy, max_trials=int(max_trials), seed=0,
                        directory=directory, project_name=project)
-    search.fit(x[:600], y[:600], validation_data=(xv, yv), epochs=int(epochs))
+    search.fit(x[:128], y[:128], validation_data=(xv[:64], yv[:64]), epochs=int(epochs),
+               callbacks=[Hooks()])
     """
 )
 
@@ -45,12 +74,16 @@ def statuses(project_dir):
     return out
 
 
-def wait_for(condition, timeout, what):
+def wait_for(condition, timeout, what, *procs):
+    """Polls `condition`; fails when it times out or one of `procs` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.2)
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"a process exited ({proc.returncode}) before {what}")
+        time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -62,22 +95,24 @@ def script(tmp_path):
 
 
 def test_sigkill_mid_trial_then_resume(tmp_path, script):
-    args = [sys.executable, script, str(tmp_path), "crash", "4", "3", "controller"]
+    args = [sys.executable, script, str(tmp_path), "crash", "4", "1", "controller"]
     project = tmp_path / "crash"
-    proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # Kill it while trial 2 trains, after trials 0 and 1 completed.
-    wait_for(
-        lambda: project.exists() and statuses(project).get("2", ("",))[0] == "RUNNING",
-        240,
-        "trial 2 to start",
+    held = tmp_path / "held"
+    # The third training (trial 2) stops after its first batch, after trials 0 and 1 completed.
+    proc = subprocess.Popen(
+        args, env=env(HOLD=f"2:{held}"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    before = statuses(project)
-    assert [before[t][0] for t in ("0", "1")] == ["COMPLETED", "COMPLETED"]
-    mtimes = {t: os.path.getmtime(project / f"trial_{t}" / "trial.json") for t in ("0", "1")}
-    with open(project / "oracle.json") as f:
-        draws_before = json.load(f)["draws"]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        wait_for(held.exists, 300, "trial 2 to train", proc)
+        before = statuses(project)
+        assert before["2"][0] == "RUNNING"
+        assert [before[t][0] for t in ("0", "1")] == ["COMPLETED", "COMPLETED"]
+        mtimes = {t: os.path.getmtime(project / f"trial_{t}" / "trial.json") for t in ("0", "1")}
+        with open(project / "oracle.json") as f:
+            draws_before = json.load(f)["draws"]
+    finally:
+        proc.send_signal(signal.SIGKILL)  # Mid-trial: it trains trial 2.
+        proc.wait()
     assert not list(project.rglob("*.tmp"))  # No half-written store file.
 
     done = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
@@ -97,18 +132,22 @@ def test_sigkill_mid_trial_then_resume(tmp_path, script):
 
 
 @pytest.mark.parametrize("strategy", ["random", "morphism"])
-def test_chief_and_two_workers_finish_8_trials(tmp_path, script, strategy):
+def test_chief_and_two_workers_finish_4_trials(tmp_path, script, strategy):
+    meet = tmp_path / "meet"
+    meet.mkdir()
     status = distributed.launch(
-        [sys.executable, script, str(tmp_path), "parallel", "8", "1", strategy],
+        [sys.executable, script, str(tmp_path), "parallel", "4", "1", strategy],
         num_workers=2,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        # Each worker's first trial waits for the other's: both train trials. Idle workers
+        # ask the chief again every 0.5 s (min(KERASNAS_HEARTBEAT, 2)).
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "MEET": f"2:{meet}", "KERASNAS_HEARTBEAT": "0.5"},
         log_dir=tmp_path / "logs",
         timeout=900,
     )
     logs = {p.name: p.read_text() for p in (tmp_path / "logs").iterdir()}
     assert status == 0, logs
     trials = statuses(tmp_path / "parallel")
-    assert sorted(trials) == [str(i) for i in range(8)]
+    assert sorted(trials) == [str(i) for i in range(4)]
     assert all(s == "COMPLETED" for s, _ in trials.values())
     # Both workers trained trials; each trial was reported exactly once.
     lines = [
@@ -117,10 +156,10 @@ def test_chief_and_two_workers_finish_8_trials(tmp_path, script, strategy):
         for line in logs[name].splitlines()
         if line.startswith("[kerasnas] trial ")
     ]
-    assert len(lines) == 8
+    assert len(lines) == 4
     assert all("[kerasnas] trial" in logs[name] for name in ("worker0.log", "worker1.log"))
     numbers = sorted(int(line.split()[2].split("/")[0]) for line in lines)
-    assert numbers == list(range(1, 9))
+    assert numbers == list(range(1, 5))
     if strategy == "morphism":  # Children of finished trials inherited their weights.
         children = [v for _, v in trials.values() if v["morph/parent"]]
         assert children
@@ -132,8 +171,11 @@ def test_chief_and_two_workers_finish_8_trials(tmp_path, script, strategy):
 
 def test_a_killed_workers_trial_is_retried_elsewhere(tmp_path, script):
     port = distributed.free_port()
-    cmd = [sys.executable, script, str(tmp_path), "lost", "3", "2", "random"]
-    extra = {"KERASNAS_TRIAL_TIMEOUT": "8", "KERASNAS_HEARTBEAT": "1"}
+    cmd = [sys.executable, script, str(tmp_path), "lost", "2", "1", "random"]
+    # The chief gives a trial to another worker after 3 s without a heartbeat; live
+    # workers beat every 0.5 s.
+    extra = {"KERASNAS_TRIAL_TIMEOUT": "3", "KERASNAS_HEARTBEAT": "0.5"}
+    held = tmp_path / "held"
     chief = subprocess.Popen(
         cmd,
         env=env(**extra, **distributed.role_env("chief", "127.0.0.1", port)),
@@ -141,16 +183,18 @@ def test_a_killed_workers_trial_is_retried_elsewhere(tmp_path, script):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    # Workers wait for the chief to serve: the first one starts with it. Its first
+    # training (trial 0) stops after one batch, where it is killed.
+    first = subprocess.Popen(
+        cmd,
+        env=env(HOLD=f"0:{held}", **extra, **distributed.role_env("worker", "127.0.0.1", port, 0)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    project = tmp_path / "lost"
     try:
-        distributed._wait_for_port("127.0.0.1", port, chief, 120)
-        first = subprocess.Popen(
-            cmd,
-            env=env(**extra, **distributed.role_env("worker", "127.0.0.1", port, 0)),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        project = tmp_path / "lost"
-        wait_for(lambda: project.exists() and "0" in statuses(project), 240, "trial 0 to start")
+        wait_for(held.exists, 300, "trial 0 to train", chief, first)
+        assert statuses(project)["0"][0] == "RUNNING"
         first.send_signal(signal.SIGKILL)
         first.wait()
         second = subprocess.run(
@@ -163,12 +207,14 @@ def test_a_killed_workers_trial_is_retried_elsewhere(tmp_path, script):
         assert second.returncode == 0, second.stderr[-3000:]
         out, _ = chief.communicate(timeout=120)
     finally:
-        if chief.poll() is None:
-            chief.kill()
+        for proc in (chief, first):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert chief.returncode == 0, out[-3000:]
     assert "trial 0 goes to another worker" in out
     trials = statuses(project)
-    assert sorted(trials) == ["0", "1", "2"] and all(s == "COMPLETED" for s, _ in trials.values())
+    assert sorted(trials) == ["0", "1"] and all(s == "COMPLETED" for s, _ in trials.values())
 
 
 def test_a_corrupt_store_file_is_named_on_resume(tmp_path):
@@ -220,6 +266,7 @@ def test_cli_roles_run_a_chief_and_a_worker(tmp_path):
         "--num_cells=1",
         "--num_reductions=1",
         "--filters=4",
+        "--ops=max_pool_3x3,identity,conv_1x1",
         f"--directory={tmp_path}",
         "--project_name=roles",
         f"--chief_address=127.0.0.1:{port}",
@@ -232,21 +279,25 @@ def test_cli_roles_run_a_chief_and_a_worker(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    # A worker waits for its chief to serve: both start at once.
+    worker = subprocess.Popen(
+        common + ["--role=worker", "--worker_id=0"],
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        distributed._wait_for_port("127.0.0.1", port, chief, 120)
-        worker = subprocess.run(
-            common + ["--role=worker", "--worker_id=0"],
-            env=env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert worker.returncode == 0, worker.stderr[-3000:]
-        assert worker.stdout.count("[kerasnas] trial ") == 2
+        distributed._wait_for_port("127.0.0.1", port, chief, 300)
+        worker_out, worker_err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, worker_err[-3000:]
+        assert worker_out.count("[kerasnas] trial ") == 2
         out, _ = chief.communicate(timeout=120)
     finally:
-        if chief.poll() is None:
-            chief.kill()
+        for proc in (chief, worker):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert chief.returncode == 0, out[-3000:]
     trials = statuses(tmp_path / "roles")
     assert sorted(trials) == ["0", "1"] and all(s == "COMPLETED" for s, _ in trials.values())

@@ -1,9 +1,10 @@
 """Checks on data: labels, images, validation sizes, and `examine` for `Search.fit`.
 
 `examine(x, y)` checks training data (numpy arrays or a batched
-`tf.data.Dataset`) and reports what a search space needs to know about it
-(example shape, class count); the loaders use the label and image checks and
-carve validation data from the end of a training split with `_carve`.
+`tf.data.Dataset`, of which it reads the first `PEEK_BATCHES` batches) and
+reports what a search space needs to know about it (example shape, class
+count); the loaders use the label and image checks and carve validation data
+from the end of a training split with `_carve`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ Splits = tuple[Split, Split, Split]
 #: Share of the training split kept for validation when a dataset has no
 #: validation split (`"tfds:"` and `"npz:"` datasets).
 DEFAULT_VALIDATION_FRACTION = 0.1
+
+#: How much of a `tf.data.Dataset` `examine` reads to check its examples and
+#: labels: its first `PEEK_BATCHES` batches, or fewer once `PEEK_EXAMPLES`
+#: examples have been read. (To count the classes it reads every label.)
+PEEK_BATCHES = 50
+PEEK_EXAMPLES = 10_000
 
 
 def _default_validation_fraction() -> float:
@@ -92,8 +99,9 @@ class Examined:
         x: The examples (numpy, float32) or the `tf.data.Dataset`.
         y: Integer labels of shape (N,), or None for a dataset.
         input_shape: Shape of one example.
-        num_labels: One more than the largest label seen, or None when the
-            labels were not read.
+        num_labels: One more than the largest label read: of all labels of
+            arrays, and of a dataset read with `read_labels`; of the batches
+            peeked at otherwise.
         is_dataset: Whether `x` is a `tf.data.Dataset`.
     """
 
@@ -109,20 +117,29 @@ def examine(
 ) -> Examined:
     """Checks a dataset and describes it.
 
+    Arrays and datasets get the same checks: examples of one numeric shape
+    with no NaN or infinite values, as many labels as examples, labels that
+    are integer class indices (shape (N,) or (N, 1)) or one-hot rows
+    (converted to indices). A dataset's element structure is checked from
+    its `element_spec` (batched `(examples, labels)` pairs, fixed example
+    shape), its contents on the first `PEEK_BATCHES` batches (at most
+    `PEEK_EXAMPLES` examples); a dataset of one-hot labels is returned mapped
+    to class indices.
+
     Args:
         x: A numpy array of examples (`y` then holds the labels), or a batched
             `tf.data.Dataset` of `(examples, labels)`.
         y: Integer class labels of shape (N,) or (N, 1), or one-hot labels
             of shape (N, classes).
         what: How error messages name this data.
-        read_labels: For a dataset, whether to read it once to find the
-            number of classes.
+        read_labels: For a dataset, whether to read all its labels (once) to
+            find the number of classes; without, only the peeked batches are read.
 
     Raises:
         ValueError: naming what is wrong (empty data, mismatched lengths,
-            labels that are not class indices, ...).
+            labels that are not class indices, NaN, ...) and how to fix it.
     """
-    if _is_dataset(x):
+    if is_dataset(x):
         if y is not None:
             raise ValueError(f"{what}: a tf.data.Dataset already holds the labels; do not pass y.")
         return _examine_dataset(x, what, read_labels)
@@ -145,7 +162,10 @@ def examine(
         raise ValueError(f"{what}: x has {len(x)} examples but y has {len(y)} labels.")
     x = x.astype("float32", copy=False)
     if not np.isfinite(x).all():
-        raise ValueError(f"{what}: x holds NaN or infinite values.")
+        raise ValueError(
+            f"{what}: x holds NaN or infinite values; every trial would fail as if its "
+            "architecture diverged. Clean the data (replace or drop those values) before fit()."
+        )
     return Examined(x, y, tuple(x.shape[1:]), int(y.max()) + 1, False)
 
 
@@ -191,7 +211,8 @@ def check_labels_fit(examined: Examined, num_classes: int, what: str) -> None:
         )
 
 
-def _is_dataset(x: Any) -> bool:
+def is_dataset(x: Any) -> bool:
+    """Whether `x` is a `tf.data.Dataset`."""
     if type(x).__module__.startswith("numpy"):
         return False
     try:
@@ -202,35 +223,92 @@ def _is_dataset(x: Any) -> bool:
 
 
 def _examine_dataset(dataset: Any, what: str, read_labels: bool) -> Examined:
+    """Checks a batched dataset's structure, then the batches it peeks at (see `examine`)."""
     import tensorflow as tf
 
-    spec = dataset.element_spec
-    if not isinstance(spec, tuple) or len(spec) < 2:
+    x_spec, y_spec = _check_element_spec(dataset.element_spec, what)
+    input_shape = tuple(x_spec.shape[1:])
+    infinite = dataset.cardinality() == tf.data.INFINITE_CARDINALITY
+    if read_labels and infinite:
+        raise ValueError(
+            f"{what}: the dataset repeats forever, so its classes cannot be "
+            "counted; pass num_classes to the space."
+        )
+    one_hot = y_spec.shape.rank == 2 and y_spec.shape[-1] is not None and y_spec.shape[-1] > 1
+    largest, count, peeked = -1, 0, 0
+    for index, (x, y) in enumerate(dataset):
+        peeking = index < PEEK_BATCHES and peeked < PEEK_EXAMPLES
+        if not (peeking or read_labels):
+            break
+        where = f"{what} (batch {index + 1} of the dataset)"
+        labels = labels_to_indices(y.numpy(), where)
+        if peeking:
+            _check_batch(x.numpy(), labels, where)
+            peeked += len(labels)
+            one_hot = one_hot or (len(y.shape) == 2 and y.shape[-1] > 1)
+        largest, count = max(largest, int(labels.max())), count + len(labels)
+    if count == 0:
+        raise ValueError(f"{what} is empty: the dataset yields no examples.")
+    if one_hot:  # Class indices, as the searched networks' losses and metrics take them.
+        dataset = dataset.map(
+            lambda x, y: (x, tf.argmax(y, axis=-1)), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return Examined(dataset, None, input_shape, largest + 1, True)
+
+
+def _check_element_spec(spec: Any, what: str) -> tuple[Any, Any]:
+    """The (examples, labels) specs of a batched dataset; raises ValueError for other elements."""
+    import tensorflow as tf
+
+    if isinstance(spec, dict):
+        raise ValueError(
+            f"{what}: a tf.data.Dataset must yield (examples, labels) pairs, not dicts "
+            f"(keys {sorted(spec)}). Map it to pairs, e.g. dataset.map(lambda d: "
+            '(d["image"], d["label"])), or load it with tfds.load(..., as_supervised=True).'
+        )
+    if not isinstance(spec, tuple) or len(spec) != 2:
         raise ValueError(
             f"{what}: a tf.data.Dataset must yield (examples, labels) pairs. "
             f"Received elements {spec}."
         )
-    x_spec = spec[0]
-    if x_spec.shape.rank is None or x_spec.shape.rank < 2:
+    x_spec, y_spec = spec
+    if not (isinstance(x_spec, tf.TensorSpec) and isinstance(y_spec, tf.TensorSpec)):
+        raise ValueError(
+            f"{what}: the dataset's examples and labels must each be one tensor. "
+            f"Received elements {spec}."
+        )
+    if x_spec.shape.rank is None or x_spec.shape.rank < 2 or y_spec.shape.rank == 0:
         raise ValueError(
             f"{what}: the dataset's examples must be batched, of shape (batch, ...). "
-            f"Received {x_spec.shape}; call dataset.batch(batch_size)."
+            f"Received examples {x_spec.shape} and labels {y_spec.shape}; call "
+            "dataset.batch(batch_size)."
         )
-    input_shape = tuple(x_spec.shape[1:])
-    if any(d is None for d in input_shape):
-        raise ValueError(f"{what}: examples must have a fixed shape. Received {x_spec.shape}.")
-    num_labels = None
-    if read_labels:
-        if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
-            raise ValueError(
-                f"{what}: the dataset repeats forever, so its classes cannot be "
-                "counted; pass num_classes to the space."
-            )
-        largest, count = -1, 0
-        for batch in dataset:
-            labels = labels_to_indices(batch[1].numpy(), what)
-            largest, count = max(largest, int(labels.max())), count + len(labels)
-        if count == 0:
-            raise ValueError(f"{what} is empty: the dataset yields no examples.")
-        num_labels = largest + 1
-    return Examined(dataset, None, input_shape, num_labels, True)
+    if any(d is None for d in x_spec.shape[1:]):
+        raise ValueError(
+            f"{what}: examples must have a fixed shape. Received {x_spec.shape}; resize "
+            "them to one size, or state it with dataset.map(lambda x, y: "
+            "(tf.ensure_shape(x, (None, *shape)), y))."
+        )
+    if not (x_spec.dtype.is_floating or x_spec.dtype.is_integer):
+        raise ValueError(f"{what}: examples must be numeric. Received dtype {x_spec.dtype.name}.")
+    if not (y_spec.dtype.is_floating or y_spec.dtype.is_integer):
+        raise ValueError(
+            f"{what}: labels must be integer class indices 0..num_classes-1 or one-hot "
+            f"rows. Received dtype {y_spec.dtype.name}; map them to class indices first."
+        )
+    return x_spec, y_spec
+
+
+def _check_batch(x: np.ndarray, labels: np.ndarray, where: str) -> None:
+    """Raises ValueError when a batch's examples and labels disagree or hold NaN/inf."""
+    if len(x) != len(labels):
+        raise ValueError(
+            f"{where}: {len(x)} examples but {len(labels)} labels. Batch examples and "
+            "labels together: dataset.batch(...) on a dataset of (example, label) pairs."
+        )
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise ValueError(
+            f"{where}: the examples hold NaN or infinite values; every trial would "
+            "fail as if its architecture diverged. Clean the data (replace or drop "
+            "those values) before fit()."
+        )

@@ -12,7 +12,7 @@ are still importable from here.
 """
 
 from kerasnas.search.facade import Search
-from kerasnas.search.project import METADATA, Project
+from kerasnas.search.project import METADATA, Project, ProjectInUseError
 from kerasnas.search.results import TrialRecord
 from kerasnas.training.measure import measure_step_seconds, steps_per_epoch
 from kerasnas.training.pacing import epochs_within, fit_within
@@ -20,6 +20,7 @@ from kerasnas.training.pacing import epochs_within, fit_within
 __all__ = [
     "METADATA",
     "Project",
+    "ProjectInUseError",
     "Search",
     "TrialRecord",
     "epochs_within",

@@ -2,15 +2,105 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 from typing import Any
 
 import keras_tuner
+from keras_tuner.engine import metrics_tracking
 
 from kerasnas.objectives import objective_inputs
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
 from kerasnas.recipe import Recipe
 from kerasnas.spaces.base import SearchSpace
+
+log = logging.getLogger(__name__)
+
+#: `Search.fit`'s own arguments.
+FIT_ARGUMENTS = ("x", "y", "validation_data", "epochs", "batch_size", "callbacks", "verbose")
+#: `keras.Model.fit` arguments that `Search.fit` takes too (`validation_split` it
+#: applies itself, the others go to every trial's `model.fit`).
+KERAS_FIT_ARGUMENTS = (
+    "validation_split",
+    "class_weight",
+    "steps_per_epoch",
+    "validation_steps",
+    "validation_freq",
+)
+#: `keras.Model.fit` arguments that kerasnas sets itself, and why `Search.fit` refuses them.
+SET_BY_KERASNAS = {
+    "shuffle": "kerasnas reshuffles array training data every epoch itself (validation "
+    "data never); shuffle a tf.data.Dataset in its pipeline (dataset.shuffle(n) "
+    "before .batch()).",
+    "sample_weight": "kerasnas trains on tf.data pipelines, for which Keras takes no "
+    "sample_weight; weigh classes with class_weight={class_index: weight} instead.",
+    "initial_epoch": "every trial trains from epoch 0 for the epochs its strategy gives "
+    "it; pass epochs=.",
+    "validation_batch_size": "kerasnas batches validation arrays with batch_size (a "
+    "validation dataset keeps its own batches); pass batch_size=.",
+}
+# Words of metric names that are better high, and better low (for a warning only).
+_BETTER_HIGH = ("acc", "auc", "precision", "recall")
+_BETTER_LOW = ("loss", "error")
+
+
+def check_fit_arguments(fit_kwargs: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """`Search.fit`'s `validation_split` and the other arguments for every trial's `model.fit`.
+
+    Raises:
+        TypeError: for a name `fit` does not take, with the closest one it takes.
+        ValueError: for a `keras.Model.fit` argument that kerasnas sets itself.
+    """
+    accepted = [*FIT_ARGUMENTS, *KERAS_FIT_ARGUMENTS]
+    for name in fit_kwargs:
+        if name in SET_BY_KERASNAS:
+            raise ValueError(f"fit() does not take {name}=: {SET_BY_KERASNAS[name]}")
+        if name not in KERAS_FIT_ARGUMENTS:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hint = f"; did you mean {close[0]}=?" if close else "."
+            raise TypeError(
+                f"fit() got an unexpected keyword argument {name!r}{hint} fit() takes "
+                f"{', '.join(accepted)}."
+            )
+    kwargs = dict(fit_kwargs)
+    return kwargs.pop("validation_split", 0.0), kwargs
+
+
+def check_objective_direction(objective: Any) -> None:
+    """Raises ValueError unless each objective's direction is "max" or "min"; warns when a
+    metric named like an accuracy is minimised or one named like a loss maximised."""
+    for member in getattr(objective, "objectives", None) or [objective]:
+        name, direction = member.name, member.direction
+        if direction not in ("max", "min"):
+            text = str(direction).lower()
+            if text.startswith(("max", "high", "up", "larg", "big")):
+                fix = "max"
+            elif text.startswith(("min", "low", "down", "small")):
+                fix = "min"
+            else:
+                fix = metrics_tracking.infer_metric_direction(name) or "max"
+            raise ValueError(
+                f"The objective {name!r} has direction {direction!r}; keras-tuner takes "
+                f"'max' or 'min' only: pass keras_tuner.Objective({name!r}, {fix!r})."
+            )
+        lowered = str(name).lower()
+        high = any(word in lowered for word in _BETTER_HIGH)
+        low = any(word in lowered for word in _BETTER_LOW)
+        if high != low and (direction == "min") == high:
+            better, fix = ("higher", "max") if high else ("lower", "min")
+            log.warning(
+                "The objective %r is %s, but its name says it is better %s: the search "
+                "will prefer the worst networks. Unless that is meant, pass "
+                "keras_tuner.Objective(%r, %r) (or --objective=%s:%s).",
+                name,
+                "minimised" if direction == "min" else "maximised",
+                better,
+                name,
+                fix,
+                name,
+                fix,
+            )
 
 
 def make_oracle(
@@ -21,7 +111,24 @@ def make_oracle(
     seed: int | None,
     oracle_kwargs: dict[str, Any],
 ) -> tuple[keras_tuner.Oracle, str]:
-    """The oracle of a strategy (a name in `kerasnas.oracles.STRATEGIES`, or an instance)."""
+    """The oracle of a strategy (a name in `kerasnas.oracles.STRATEGIES`, or an instance).
+
+    Raises ValueError for an objective direction other than "max" or "min"
+    (`check_objective_direction`), before any training.
+    """
+    oracle, name = _make_oracle(space, strategy, objective, max_trials, seed, oracle_kwargs)
+    check_objective_direction(oracle.objective)
+    return oracle, name
+
+
+def _make_oracle(
+    space: SearchSpace,
+    strategy: str | keras_tuner.Oracle,
+    objective: Any,
+    max_trials: int | None,
+    seed: int | None,
+    oracle_kwargs: dict[str, Any],
+) -> tuple[keras_tuner.Oracle, str]:
     if isinstance(strategy, keras_tuner.Oracle):
         if oracle_kwargs:
             raise ValueError(
