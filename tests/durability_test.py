@@ -242,8 +242,10 @@ def test_a_corrupt_store_file_is_named_on_resume(tmp_path):
     search(overwrite=True).fit()  # The advertised way out works.
     oracle_file = tmp_path / "p" / "oracle.json"
     oracle_file.write_text("{")
-    with pytest.raises(ValueError, match="oracle.json cannot be read"):
-        search(max_trials=6).fit()
+    # An unreadable oracle state is rebuilt from the trial files (tests/faults_test.py).
+    resumed = search(max_trials=6)
+    resumed.fit()
+    assert [r["status"] for r in resumed.results()] == ["COMPLETED"] * 6
 
 
 def test_json_writes_are_atomic(tmp_path):
