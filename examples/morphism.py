@@ -39,10 +39,10 @@ def show(path):
 # %%
 (x_train, y_train), (x_val, y_val), (x_test, y_test) = kn.data.load("digits")
 if QUICK:
-    x_train, y_train, x_val, y_val = x_train[:300], y_train[:300], x_val[:100], y_val[:100]
+    x_train, y_train, x_val, y_val = x_train[:128], y_train[:128], x_val[:64], y_val[:64]
 
 space = kn.spaces.NASNetSpace(
-    num_blocks=2 if QUICK else 3, num_cells=1, num_reductions=1, filters=8 if QUICK else 16
+    num_blocks=1 if QUICK else 3, num_cells=1, num_reductions=1, filters=8 if QUICK else 16
 )
 search = kn.Search(
     space,

@@ -59,12 +59,12 @@ import kerasnas as kn  # noqa: E402
 
 if QUICK:
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = kn.data.load("digits")
-    x_train, y_train, x_val, y_val = x_train[:256], y_train[:256], x_val[:128], y_val[:128]
+    x_train, y_train, x_val, y_val = x_train[:128], y_train[:128], x_val[:64], y_val[:64]
 else:
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = kn.data.load("tfds:cifar10")
 
 space = kn.spaces.NASNetSpace(
-    num_blocks=2 if QUICK else 4,
+    num_blocks=1 if QUICK else 4,
     num_cells=1,
     num_reductions=1 if QUICK else 2,
     filters=8 if QUICK else 32,
@@ -73,7 +73,7 @@ search = kn.Search(
     space,
     strategy="random",
     objective="val_accuracy",
-    max_trials=2 if QUICK else 8,
+    max_trials=1 if QUICK else 8,
     directory=OUT,
     project_name="mirrored",
     overwrite=True,

@@ -46,19 +46,19 @@ def show(path):
 # %%
 (x_train, y_train), (x_val, y_val), (x_test, y_test) = kn.data.load("digits")
 if QUICK:
-    x_train, y_train, x_val, y_val = x_train[:256], y_train[:256], x_val[:128], y_val[:128]
+    x_train, y_train, x_val, y_val = x_train[:128], y_train[:128], x_val[:64], y_val[:64]
 
 space = kn.spaces.NASBench201Space(stem_filters=4 if QUICK else 16, cells_per_stage=1)
 search = kn.Search(
     space,
     strategy="oneshot",
-    max_trials=2 if QUICK else 5,
+    max_trials=1 if QUICK else 5,
     directory=OUT,
     project_name="digits_oneshot",
     overwrite=True,
     seed=0,
     supernet_epochs=1 if QUICK else 30,
-    num_candidates=4 if QUICK else 50,
+    num_candidates=2 if QUICK else 50,
     retrain_epochs=1 if QUICK else 20,
 )
 search.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=64)
@@ -105,7 +105,7 @@ darts = kn.Search(
     project_name="digits_darts",
     overwrite=True,
     seed=0,
-    supernet_epochs=2 if QUICK else 20,
+    supernet_epochs=1 if QUICK else 20,
     num_candidates=2 if QUICK else 10,
     retrain_epochs=1 if QUICK else 20,
 )

@@ -59,7 +59,7 @@ print(f"image shape {x_train.shape[1:]}, labels {sorted(set(y_train.tolist()))}"
 
 # %%
 space = kn.spaces.NASNetSpace(
-    num_blocks=2 if QUICK else 4,
+    num_blocks=1 if QUICK else 4,
     num_cells=1,
     num_reductions=1 if QUICK else 2,
     filters=8 if QUICK else 32,

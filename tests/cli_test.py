@@ -321,6 +321,7 @@ def test_mirrored_distribution_exports_a_plain_model(tmp_path):
         f"--flagfile={DIGITS_RANDOM}",
         *TINY,
         "--max_trials=1",
+        "--ops=max_pool_3x3,identity,conv_1x1",  # Cells without separable convolutions.
         "--distribution=mirrored",
         f"--directory={tmp_path}",
         f"--export={path}",

@@ -33,10 +33,11 @@ MIRRORED = textwrap.dedent(
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     (x, y), (xv, yv), _ = kn.data.load("digits")
-    space = kn.spaces.NASNetSpace(num_blocks=1, num_cells=1, num_reductions=1, filters=8)
+    space = kn.spaces.NASNetSpace(num_blocks=1, num_cells=1, num_reductions=1, filters=8,
+                                  ops=["max_pool_3x3", "identity", "conv_1x1"])
     search = kn.Search(space, max_trials=2, seed=0, directory=sys.argv[1],
                        distribution_strategy=strategy)
-    search.fit(x[:512], y[:512], validation_data=(xv, yv), epochs=2, batch_size=64,
+    search.fit(x[:128], y[:128], validation_data=(xv[:64], yv[:64]), epochs=1, batch_size=64,
                callbacks=[Report()])
     results = search.results()
     print("STATUSES", [r["status"] for r in results])
@@ -79,7 +80,7 @@ def test_mixed_precision_and_jit_compile_trials(tmp_path):
             Inspect.seen.append((conv.dtype_policy.name, self.model.jit_compile))
 
     search = kn.Search(
-        tiny.space(),
+        tiny.fast_space(),
         max_trials=1,
         seed=0,
         directory=str(tmp_path),

@@ -46,9 +46,9 @@ def test_evolution_climbs_a_smooth_objective(tmp_path):
     for name in ("random", "evolution"):
         scores = []
         for seed in range(5):
-            oracle = kn.oracles.STRATEGIES[name](space, max_trials=80, seed=seed)
+            oracle = kn.oracles.STRATEGIES[name](space, max_trials=50, seed=seed)
             oracle._set_project_dir(str(tmp_path), f"{name}{seed}")
-            scores.append(max(t.score for t in drive(oracle, ones, 80)))
+            scores.append(max(t.score for t in drive(oracle, ones, 50)))
         best[name] = sum(scores) / len(scores)
     assert best["evolution"] > best["random"]
 

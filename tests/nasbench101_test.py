@@ -407,7 +407,7 @@ def test_a_short_search_trains_nasbench_cells(tmp_path):
 
     (x, y), (xv, yv) = tiny.digits(120, 40)
     space = NASBench101Space(stem_filters=8, num_stacks=2, cells_per_stack=1, learning_rate=0.01)
-    search = kn.Search(space, "random", max_trials=2, seed=0, directory=tmp_path, verbose=0)
+    search = kn.Search(space, "random", max_trials=1, seed=0, directory=tmp_path, verbose=0)
     search.fit(x, y, validation_data=(xv, yv), epochs=1, batch_size=40)
     assert space.input_shape == (8, 8, 1) and space.num_classes == 10
     assert search.best_model().output_shape == (None, 10)

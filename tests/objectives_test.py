@@ -74,7 +74,12 @@ def test_trained_trials_report_latency_for_latency_objectives(tmp_path):
     (x, y), (xv, yv) = tiny.digits(train=100, val=50)
     objective = resource_constrained("val_accuracy", "latency", target=5.0)
     search = kn.Search(
-        tiny.space(), objective=objective, max_trials=1, seed=0, directory=str(tmp_path), verbose=0
+        tiny.fast_space(),
+        objective=objective,
+        max_trials=1,
+        seed=0,
+        directory=str(tmp_path),
+        verbose=0,
     )
     search.fit(x, y, validation_data=(xv, yv), epochs=1)
     (r,) = search.results()
@@ -111,7 +116,7 @@ def test_parameter_count_as_a_plain_objective(tmp_path):
 
     (x, y), (xv, yv) = tiny.digits(train=100, val=50)
     search = kn.Search(
-        tiny.space(),
+        tiny.fast_space(),
         objective=keras_tuner.Objective("params", "min"),
         max_trials=2,
         seed=0,

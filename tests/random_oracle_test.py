@@ -71,8 +71,8 @@ def test_arguments_are_checked():
 
 
 def test_works_as_a_plain_keras_tuner_oracle(tmp_path):
-    (x, y), (xv, yv) = tiny.digits()
-    space = tiny.space(num_classes=10, input_shape=(8, 8, 1))
+    (x, y), (xv, yv) = tiny.digits(train=200, val=100)
+    space = tiny.fast_space(num_classes=10, input_shape=(8, 8, 1))
     oracle = kn.oracles.RandomSearchOracle(space, objective="val_accuracy", max_trials=2, seed=0)
     tuner = keras_tuner.Tuner(
         oracle=oracle, hypermodel=space, directory=str(tmp_path), project_name="kt"

@@ -67,7 +67,12 @@ def test_trials_and_final_training_follow_their_recipes(tmp_path):
 
     trial_recipe = kn.Recipe(epochs=2, batch_size=64, label_smoothing=0.1, translate=0.1)
     search = kn.Search(
-        tiny.space(), max_trials=2, seed=0, directory=str(tmp_path), recipe=trial_recipe, verbose=0
+        tiny.fast_space(),
+        max_trials=2,
+        seed=0,
+        directory=str(tmp_path),
+        recipe=trial_recipe,
+        verbose=0,
     )
     search.fit(x, y, validation_data=(xv, yv), callbacks=[Inspect()])
     # Epochs and batch size came from the recipe: 2 epochs of 3 batches each.
@@ -86,7 +91,7 @@ def test_trials_and_final_training_follow_their_recipes(tmp_path):
 def test_retrained_model_with_a_smoothed_loss_exports_and_loads(tmp_path):
     (x, y), (xv, yv) = tiny.digits(128, 32)
     search = kn.Search(
-        tiny.space(), max_trials=1, seed=0, directory=str(tmp_path), verbose=0,
+        tiny.fast_space(), max_trials=1, seed=0, directory=str(tmp_path), verbose=0,
         recipe=kn.Recipe(epochs=1, batch_size=64, label_smoothing=0.1),
     )  # fmt: skip
     search.fit(x, y, validation_data=(xv, yv))

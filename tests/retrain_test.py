@@ -16,7 +16,8 @@ from tests import tiny
 def search(tmp_path_factory):
     (x, y), (xv, yv) = tiny.digits(300, 100)
     space = kn.spaces.ChainSpace(max_layers=2, filters=(4, 8), kernels=(3,))
-    s = kn.Search(space, max_trials=3, seed=0, directory=tmp_path_factory.mktemp("runs"))
+    # Two trials: enough for top_k=2.
+    s = kn.Search(space, max_trials=2, seed=0, directory=tmp_path_factory.mktemp("runs"))
     s.fit(x, y, validation_data=(xv, yv), epochs=1)
     return s
 
@@ -136,7 +137,7 @@ def test_retrain_within_a_time_budget(search, capsys):
     recipe = kn.Recipe(epochs=50, batch_size=2, learning_rate=0.01)
     # How long it takes is fit_within's tests' business: on a loaded machine even the one
     # epoch always trained (and its tracing) can take longer than this budget.
-    model = search.retrain(x, y, (xv, yv), recipe=recipe, time_budget=8.0)
+    model = search.retrain(x, y, (xv, yv), recipe=recipe, time_budget=3.0)
     out = capsys.readouterr().out
     assert re.search(r"for (\d+) epochs \(time_budget: \d+ s, \d+ ms a step\)", out)
     # After each epoch the plan may be re-made from the epochs' times.

@@ -41,11 +41,11 @@ def _scalars(run_dir):
     return set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
 
 
-def _run(tmp_path, **kwargs):
-    (x, y), (xv, yv) = tiny.digits(200, 60)
+def _run(tmp_path, space, **kwargs):
+    (x, y), (xv, yv) = tiny.digits(128, 64)
     logs = str(tmp_path / "logs")
     search = kn.Search(
-        tiny.space(),
+        space,
         max_trials=2,
         directory=str(tmp_path),
         project_name="tb",
@@ -64,7 +64,8 @@ def _run(tmp_path, **kwargs):
 
 
 def test_tensorboard_logs_hparams_of_kerasnas_trials(tmp_path):
-    search, logs = _run(tmp_path, strategy="random")
+    # Two blocks per cell: decisions of a second block (`reduction/block_1/...`) too.
+    search, logs = _run(tmp_path, tiny.fast_space(num_blocks=2), strategy="random")
     assert sorted(os.listdir(logs)) == ["0", "1"]
     for trial in search.oracle.trials.values():
         run = os.path.join(logs, trial.trial_id, "execution0")
@@ -79,7 +80,7 @@ def test_tensorboard_logs_hparams_of_kerasnas_trials(tmp_path):
 
 
 def test_tensorboard_hparams_carry_a_morphism_childs_lineage(tmp_path):
-    search, logs = _run(tmp_path, strategy="morphism", initial_trials=1)
+    search, logs = _run(tmp_path, tiny.fast_space(), strategy="morphism", initial_trials=1)
     child = search.oracle.trials["1"]
     assert lineage.grown(child.hyperparameters.values)
     values, _, _ = _hparams(os.path.join(logs, "1", "execution0"))
