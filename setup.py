@@ -53,6 +53,8 @@ setup(
             "ipykernel>=6",
         ],
         "docs": ["mkdocs>=1.5", "mkdocstrings[python]>=0.24"],
+        # Optuna's TPE sampler, the outside peer of `python -m kerasnas.benchmarks`.
+        "bench": ["optuna>=3"],
     },
     entry_points={"console_scripts": ["kerasnas=kerasnas.cli:run"]},
     classifiers=[

@@ -1,10 +1,32 @@
 """Tabular benchmarks, budget counters and the strategy-comparison harness."""
 
+from kerasnas.benchmarks import analysis, compare, harness, tpe
 from kerasnas.benchmarks.tabular import (
+    SHARED_TABLES,
     NotInTableError,
     TabularBenchmark,
+    channel_table_path,
+    load_channel,
     load_macro,
+    load_shared,
     macro_table_path,
+    shared_table_path,
+    shared_table_paths,
 )
 
-__all__ = ["NotInTableError", "TabularBenchmark", "load_macro", "macro_table_path"]
+__all__ = [
+    "analysis",
+    "compare",
+    "harness",
+    "tpe",
+    "SHARED_TABLES",
+    "NotInTableError",
+    "TabularBenchmark",
+    "channel_table_path",
+    "load_channel",
+    "load_macro",
+    "load_shared",
+    "macro_table_path",
+    "shared_table_path",
+    "shared_table_paths",
+]

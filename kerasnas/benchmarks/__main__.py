@@ -1,11 +1,21 @@
-"""Compare strategies on a tabular benchmark: `python -m kerasnas.benchmarks`.
+"""Compare strategies on the shared tabular benchmarks: `python -m kerasnas.benchmarks`.
 
-Example (the shared NAS-Bench-Macro table, 100 queries, 30 seeds):
+Runs every strategy that works on a table (default: all registered in
+`kerasnas.oracles.STRATEGIES` except those that train networks themselves:
+morphism and the one-shot methods) and Optuna's TPE sampler as a peer, on
+every shared table found (NAS-Bench-Macro, Channel-Bench-Macro ResNet and
+MobileNet), at several budgets and seeds:
 
-    python -m kerasnas.benchmarks --strategies=random,evolution --budget=100 --seeds=30
+    python -m kerasnas.benchmarks --budgets=50,100,300 --seeds=30 --plot=cmp
 
-prints one line per strategy, `<strategy> mean=<x> std=<y> seeds=<n> budget=<b>`,
-of the reported metric of the best-by-objective architecture.
+For each table it prints a header line, then per budget and strategy
+
+    <strategy> mean=<x> std=<y> se=<z> table=<table> seeds=<n> budget=<b>
+
+of the reported metric (`test_accuracy`) of each search's best architecture by
+the objective (`val_accuracy`): its mean, standard deviation and standard
+error over the seeds. `--table=PATH --budget=B` compare on one table file at
+one budget, as earlier versions did.
 """
 
 from __future__ import annotations
@@ -16,68 +26,164 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "table", None, "Path of the benchmark table (JSON). Default: the shared NAS-Bench-Macro table."
+flags.DEFINE_list(
+    "tables",
+    None,
+    "Shared tables to compare on: macro, channel_resnet, channel_mobilenet. "
+    "Default: all found in ../shared/data (or $KERASNAS_SHARED_DATA).",
 )
-flags.DEFINE_enum("space", "macro", ["macro"], "The space the table indexes.")
-flags.DEFINE_list("strategies", ["random", "evolution", "controller"], "Strategies to compare.")
-flags.DEFINE_integer("budget", 100, "Trials (table queries) per run.", lower_bound=1)
+flags.DEFINE_string("table", None, "Path of one table file (JSON) instead of --tables.")
+flags.DEFINE_enum(
+    "space",
+    None,
+    ["macro", "channel_resnet", "channel_mobilenet"],
+    "Which benchmark --table holds; default: from its file name, else macro.",
+)
+flags.DEFINE_list(
+    "strategies",
+    None,
+    "Strategies to compare (add tpe to require the Optuna peer). "
+    "Default: every registered strategy that runs on a table.",
+)
+flags.DEFINE_boolean("tpe", True, "Run Optuna's TPE sampler as a peer (needs optuna).")
+flags.DEFINE_list("budgets", ["50", "100", "300"], "Trials (table queries) per search.")
+flags.DEFINE_integer("budget", None, "One budget (replaces --budgets).", lower_bound=1)
 flags.DEFINE_integer("seeds", 30, "Seeds per strategy (0..n-1).", lower_bound=1)
+flags.DEFINE_integer("workers", 2, "Processes running searches.", lower_bound=1)
+flags.DEFINE_boolean(
+    "prefix", True, "Read smaller budgets from the largest budget's runs (else run each)."
+)
 flags.DEFINE_string("objective", "val_accuracy", "Metric the searches maximise.")
 flags.DEFINE_string("report", "test_accuracy", "Metric reported for the chosen architecture.")
 flags.DEFINE_string(
-    "search_metric", "test_acc[*]", "Record path of the search signal (macro table)."
+    "search_metric",
+    None,
+    "Record path of the search signal, for every table (e.g. acc[0] for the channel "
+    "tables' seed 0). Default: a random seed's accuracy per query (test_acc[*], acc[*]).",
 )
-flags.DEFINE_string("plot", None, "Optional PNG path for the best-so-far curves.")
-flags.DEFINE_integer("population_size", 20, "Evolution: population size P.", lower_bound=2)
-flags.DEFINE_integer("sample_size", 5, "Evolution: tournament size S.", lower_bound=1)
-flags.DEFINE_boolean("rwa", False, "Also print the table's random-walk autocorrelation.")
+flags.DEFINE_string("plot", None, "Draw best-so-far curves per table to <PREFIX>_<table>.png.")
+flags.DEFINE_integer("population_size", None, "Evolution: population size P.", lower_bound=2)
+flags.DEFINE_integer("sample_size", None, "Evolution: tournament size S.", lower_bound=1)
+flags.DEFINE_boolean("rwa", False, "Also print each table's random-walk autocorrelation.")
+flags.DEFINE_boolean("progress", True, "Report each finished (table, strategy) on stderr.")
 
 
 def main(argv: list[str]) -> int:
     del argv
+    from kerasnas.benchmarks import analysis, harness, tpe
+
+    strategies, peer = _strategies()
+    tables = _tables()
+    budgets = [FLAGS.budget] if FLAGS.budget else _budgets()
+    if peer and not tpe.optuna_available():
+        if FLAGS.strategies and tpe.TPE in FLAGS.strategies:
+            _usage_error(f"the tpe peer needs Optuna, which is not installed: {tpe.INSTALL_HINT}")
+        print(
+            f"kerasnas.benchmarks: Optuna is not installed, so the tpe peer is left out; "
+            f"install it with {tpe.INSTALL_HINT}, or pass --notpe.",
+            file=sys.stderr,
+        )
+        peer = False
+    kwargs = {}
+    if FLAGS.population_size is not None or FLAGS.sample_size is not None:
+        kwargs["evolution"] = {
+            k: v
+            for k, v in (
+                ("population_size", FLAGS.population_size),
+                ("sample_size", FLAGS.sample_size),
+            )
+            if v is not None
+        }
+    try:
+        result = harness.run(
+            tables,
+            strategies,
+            budgets=budgets,
+            seeds=FLAGS.seeds,
+            tpe_peer=peer,
+            objective=FLAGS.objective,
+            report=FLAGS.report,
+            strategy_kwargs=kwargs,
+            workers=FLAGS.workers,
+            prefix=FLAGS.prefix,
+            progress=_progress if FLAGS.progress else None,
+        )
+    except ValueError as err:
+        _usage_error(str(err))
+    if FLAGS.rwa:
+        for spec in tables:
+            rwa = analysis.random_walk_autocorrelation(spec.load(), FLAGS.objective, steps=5000)
+            print(
+                f"rwa table={spec.name} "
+                + " ".join(f"lag{i + 1}={v:.3f}" for i, v in enumerate(rwa))
+            )
+    if FLAGS.plot:
+        for path in result.plot(FLAGS.plot):
+            print(f"plot written to {path}")
+    for line in result.lines():
+        print(line, flush=True)
+    return 0
+
+
+def _tables() -> list:
     from kerasnas import benchmarks
-    from kerasnas.benchmarks import analysis, compare
+    from kerasnas.benchmarks.harness import TableSpec
+
+    if FLAGS.table:
+        if not os.path.exists(FLAGS.table):
+            _usage_error(f"no table at {FLAGS.table}")
+        name = FLAGS.space or next(
+            (n for n, f in benchmarks.SHARED_TABLES.items() if os.path.basename(FLAGS.table) == f),
+            "macro",
+        )
+        return [TableSpec(name, FLAGS.table, FLAGS.search_metric)]
+    found = benchmarks.shared_table_paths()
+    names = FLAGS.tables or list(found)
+    unknown = [n for n in names if n not in benchmarks.SHARED_TABLES]
+    if unknown:
+        _usage_error(f"unknown table {unknown}; choose among {list(benchmarks.SHARED_TABLES)}")
+    missing = [n for n in names if n not in found]
+    if missing or not names:
+        _usage_error(
+            f"table(s) {missing or list(benchmarks.SHARED_TABLES)} not found in ../shared/data; "
+            "set KERASNAS_SHARED_DATA to their folder, or pass --table=PATH"
+        )
+    return [TableSpec(n, found[n], FLAGS.search_metric) for n in names]
+
+
+def _strategies() -> tuple[list[str], bool]:
+    """The strategies to run and whether the TPE peer runs too."""
+    from kerasnas.benchmarks import harness, tpe
     from kerasnas.oracles import STRATEGIES
 
-    unknown = [s for s in FLAGS.strategies if s not in STRATEGIES]
+    if FLAGS.strategies is None:
+        return harness.table_strategies(), FLAGS.tpe
+    names = [s for s in FLAGS.strategies if s != tpe.TPE]
+    unknown = [s for s in names if s not in STRATEGIES]
     if unknown:
-        _usage_error(f"unknown strategy {unknown}; choose among {sorted(STRATEGIES)}")
-    path = FLAGS.table or benchmarks.macro_table_path()
-    if path is None or not os.path.exists(path):
+        _usage_error(f"unknown strategy {unknown}; choose among {sorted([*STRATEGIES, tpe.TPE])}")
+    usable = harness.table_strategies()
+    training = [s for s in names if s not in usable]
+    if training:
         _usage_error(
-            f"no table at {path or '../shared/data/nas-bench-macro_cifar10.json'}; pass --table"
+            f"strategy {training} trains networks itself and cannot run on a table; "
+            f"choose among {usable} and tpe"
         )
-    bench = benchmarks.load_macro(path, search_metric=FLAGS.search_metric)
-    print(
-        f"table {path}: {len(bench)} architectures; search on {FLAGS.objective} "
-        f"({FLAGS.search_metric}), report {FLAGS.report}",
-        flush=True,
-    )
-    results = compare.compare(
-        bench,
-        FLAGS.strategies,
-        budget=FLAGS.budget,
-        seeds=FLAGS.seeds,
-        objective=FLAGS.objective,
-        report=FLAGS.report,
-        strategy_kwargs={
-            "evolution": {
-                "population_size": FLAGS.population_size,
-                "sample_size": FLAGS.sample_size,
-            }
-        },
-        plot=FLAGS.plot,
-        verbose=False,
-    )
-    if FLAGS.rwa:
-        rwa = analysis.random_walk_autocorrelation(bench, FLAGS.objective, steps=5000)
-        print("rwa " + " ".join(f"lag{i + 1}={v:.3f}" for i, v in enumerate(rwa)))
-    if FLAGS.plot:
-        print(f"plot written to {FLAGS.plot}")
-    for result in results.values():
-        print(result.line(FLAGS.budget), flush=True)
-    return 0
+    return names, FLAGS.tpe or tpe.TPE in FLAGS.strategies
+
+
+def _budgets() -> list[int]:
+    try:
+        budgets = [int(b) for b in FLAGS.budgets]
+    except ValueError:
+        _usage_error(f"--budgets must be whole numbers. Received: {FLAGS.budgets}")
+    if not budgets or min(budgets) < 1:
+        _usage_error(f"--budgets must be at least 1. Received: {FLAGS.budgets}")
+    return budgets
+
+
+def _progress(line: str) -> None:
+    print(f"kerasnas.benchmarks: {line}", file=sys.stderr, flush=True)
 
 
 def _usage_error(message: str) -> None:
@@ -86,6 +192,7 @@ def _usage_error(message: str) -> None:
 
 
 def run() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         app.run(main)
     except KeyboardInterrupt:

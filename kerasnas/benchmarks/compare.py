@@ -41,12 +41,42 @@ class StrategyResult:
 
     @property
     def std(self) -> float:
+        """Standard deviation over seeds (of the population: ddof=0)."""
         return float(self.final.std())
 
-    def line(self, budget: int) -> str:
+    @property
+    def se(self) -> float:
+        """Standard error of the mean over seeds: sample std (ddof=1) / sqrt(seeds)."""
+        n = len(self.final)
+        return float(self.final.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+
+    @property
+    def budget(self) -> int:
+        return int(self.curves.shape[1])
+
+    def at(self, budget: int) -> StrategyResult:
+        """The same runs cut to their first `budget` trials.
+
+        A strategy's first `budget` proposals do not depend on `max_trials`
+        (true of every kerasnas strategy and of the TPE peer), so this equals
+        runs with `max_trials=budget` (tests/harness_test.py checks it).
+        """
+        if not 1 <= budget <= self.budget:
+            raise ValueError(f"budget must lie in [1, {self.budget}]. Received: {budget}.")
+        return StrategyResult(
+            self.strategy,
+            self.curves[:, budget - 1].copy(),
+            self.curves[:, :budget],
+            self.rewards[:, :budget],
+            self.seconds,
+        )
+
+    def line(self, budget: int | None = None, table: str | None = None) -> str:
+        """`<strategy> mean=<x> std=<y> se=<z> [table=<t>] seeds=<n> budget=<b>`."""
+        where = f" table={table}" if table else ""
         return (
-            f"{self.strategy} mean={self.mean:.4f} std={self.std:.4f} "
-            f"seeds={len(self.final)} budget={budget}"
+            f"{self.strategy} mean={self.mean:.4f} std={self.std:.4f} se={self.se:.4f}{where} "
+            f"seeds={len(self.final)} budget={budget or self.budget}"
         )
 
 
@@ -69,7 +99,7 @@ def compare(
     trials that optimises `objective`, and records `report` of the best trial
     by objective (searching on one signal and reporting another, as a table
     without a validation split requires). Prints one line per strategy,
-    `<strategy> mean=<x> std=<y> seeds=<n> budget=<b>`, and optionally plots
+    `<strategy> mean=<x> std=<y> se=<z> seeds=<n> budget=<b>`, and optionally plots
     the mean best-so-far `report` against trials.
 
     Args:
@@ -81,7 +111,8 @@ def compare(
         report: The metric reported for the chosen architecture.
         strategy_kwargs: Extra oracle arguments per strategy name.
         plot: Optional path of a PNG of best-so-far curves.
-        directory: Where the runs' trial stores go (a temporary folder when None).
+        directory: Where the runs' trial stores go (a temporary folder when None,
+            in `/dev/shm` where there is one: the store's writes are synced to disk).
         verbose: Whether to print the result lines.
 
     Returns:
@@ -98,7 +129,7 @@ def compare(
     if not seed_list or budget < 1:
         raise ValueError(f"Need at least one seed and budget >= 1. Received {seeds}, {budget}.")
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=store_root()) as tmp:
         root = os.fspath(directory) if directory is not None else tmp
         for strategy in strategies:
             start = time.perf_counter()
@@ -118,7 +149,7 @@ def compare(
                     **dict((strategy_kwargs or {}).get(strategy, {})),
                 )
                 search.fit()
-                score, curve, reward = _trajectory(search.results(), objective, report, budget)
+                score, curve, reward = trajectory(search.results(), objective, report, budget)
                 finals.append(score)
                 curves.append(curve)
                 rewards.append(reward)
@@ -137,7 +168,26 @@ def compare(
     return results
 
 
-def _trajectory(records, objective: str, report: str, budget: int):
+def store_root() -> str | None:
+    """A folder for throw-away trial stores: `/dev/shm` when writable (no disk syncs)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+def trajectory(records, objective: str, report: str, budget: int):
+    """Best-so-far reported metric per trial, padded to the budget.
+
+    Args:
+        records: Trial records in trial order, each `{"status", "metrics"}`.
+        objective: The maximised metric that picks the best trial so far.
+        report: The metric reported of that trial.
+        budget: Trials the run was given.
+
+    Returns:
+        `(final, curve, rewards)`: `report` of the best trial by `objective`
+        (the first of equals), that value after each trial, and each trial's
+        `objective` (NaN past a run that stopped early).
+    """
     """Best-so-far reported metric per trial, padded to the budget."""
     best_obj, best_report = -np.inf, np.nan
     curve, rewards = [], []
@@ -158,9 +208,17 @@ def _trajectory(records, objective: str, report: str, budget: int):
 
 
 def plot_curves(
-    results: Mapping[str, StrategyResult], path: str | os.PathLike, *, report: str, title: str = ""
+    results: Mapping[str, StrategyResult],
+    path: str | os.PathLike,
+    *,
+    report: str,
+    title: str = "",
+    marks: Sequence[int] = (),
 ) -> str:
-    """Plots mean (± std) best-so-far reported metric against trials to a PNG."""
+    """Plots mean (± std) best-so-far reported metric against trials to a PNG.
+
+    `marks` draws dotted vertical lines at those trial counts (e.g. budgets).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -173,6 +231,8 @@ def plot_curves(
         x = np.arange(1, len(mean) + 1)
         ax.plot(x, mean, label=f"{name} ({result.mean:.4f})")
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    for mark in marks:
+        ax.axvline(mark, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("trials (table queries)")
     ax.set_ylabel(f"{report} of best so far")
     ax.set_title(title, fontsize=9)

@@ -255,26 +255,62 @@ def _scaled(value: Value, factor: float | None) -> Value:
     return value * factor
 
 
+#: The shared tables by name: their file names in `shared/data` beside the project.
+SHARED_TABLES = {
+    "macro": "nas-bench-macro_cifar10.json",
+    "channel_resnet": "channel-bench-macro_resnet_cifar10.json",
+    "channel_mobilenet": "channel-bench-macro_mobilenet_cifar10.json",
+}
+
+
+def shared_table_path(name: str, start: str | os.PathLike | None = None) -> str | None:
+    """Finds a shared table (a name of `SHARED_TABLES`) beside the project, if present.
+
+    Looks in `$KERASNAS_SHARED_DATA`, then in `../shared/data` from `start`
+    (default: the current directory) and from the package's checkout.
+    """
+    if name not in SHARED_TABLES:
+        raise ValueError(f"Unknown shared table {name!r}; choose among {list(SHARED_TABLES)}.")
+    filename = SHARED_TABLES[name]
+    candidates = []
+    if os.environ.get("KERASNAS_SHARED_DATA"):
+        candidates.append(os.path.join(os.environ["KERASNAS_SHARED_DATA"], filename))
+    roots = [
+        os.fspath(start) if start else os.getcwd(),
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    ]
+    for root in roots:
+        candidates.append(os.path.join(root, "..", "shared", "data", filename))
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            return os.path.normpath(candidate)
+    return None
+
+
+def shared_table_paths(start: str | os.PathLike | None = None) -> dict[str, str]:
+    """`{name: path}` of the shared tables found (`shared_table_path`), in `SHARED_TABLES` order."""
+    found = {name: shared_table_path(name, start) for name in SHARED_TABLES}
+    return {name: path for name, path in found.items() if path is not None}
+
+
 def macro_table_path(start: str | os.PathLike | None = None) -> str | None:
     """Finds `shared/data/nas-bench-macro_cifar10.json` beside the project, if present.
 
     Looks in `$KERASNAS_SHARED_DATA`, then in `../shared/data` from `start`
     (default: the current directory) and from the package's checkout.
     """
-    name = "nas-bench-macro_cifar10.json"
-    candidates = []
-    if os.environ.get("KERASNAS_SHARED_DATA"):
-        candidates.append(os.path.join(os.environ["KERASNAS_SHARED_DATA"], name))
-    roots = [
-        os.fspath(start) if start else os.getcwd(),
-        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    ]
-    for root in roots:
-        candidates.append(os.path.join(root, "..", "shared", "data", name))
-    for candidate in candidates:
-        if os.path.exists(candidate):
-            return os.path.normpath(candidate)
-    return None
+    return shared_table_path("macro", start)
+
+
+def channel_table_path(block: str = "resnet", start: str | os.PathLike | None = None) -> str | None:
+    """Finds `shared/data/channel-bench-macro_<block>_cifar10.json` (as `macro_table_path`)."""
+    return shared_table_path(f"channel_{_check_block(block)}", start)
+
+
+def _check_block(block: str) -> str:
+    if block not in ("resnet", "mobilenet"):
+        raise ValueError(f"block must be 'resnet' or 'mobilenet'. Received: {block!r}.")
+    return block
 
 
 def load_macro(
@@ -320,3 +356,71 @@ def load_macro(
         scale={"val_accuracy": 0.01, "test_accuracy": 0.01},
         **kwargs,
     )
+
+
+def load_channel(
+    path: str | os.PathLike | None = None,
+    block: str = "resnet",
+    *,
+    search_metric: str = "acc[*]",
+    space: SearchSpace | None = None,
+    **kwargs: Any,
+) -> TabularBenchmark:
+    """A Channel-Bench-Macro CIFAR-10 table as a benchmark of `ChannelSpace(block)`.
+
+    Like `load_macro`: the table has no validation split, so `val_accuracy`
+    is one training seed's test accuracy (by default a random one of the
+    three seeds on each query) and `test_accuracy` the mean over seeds.
+    Accuracies are fractions (the file holds percentages); `params` and
+    `flops` are mapped too.
+
+    Args:
+        path: The JSON file; found with `channel_table_path(block)` when None.
+        block: `"resnet"` or `"mobilenet"`: which of the two tables and spaces.
+        search_metric: Path of the search signal in a record, e.g. `"acc[0]"`
+            for seed 0 only. Defaults to `"acc[*]"`.
+        space: A `ChannelSpace` of that block; a default one when None.
+        **kwargs: `TabularBenchmark` arguments (`epochs`, ...).
+    """
+    from kerasnas.spaces.channel import ChannelSpace
+
+    _check_block(block)
+    if space is not None and getattr(space, "block", None) != block:
+        raise ValueError(f"space must be a ChannelSpace of block {block!r}. Received: {space!r}.")
+    path = path or channel_table_path(block)
+    if path is None or not os.path.exists(path):
+        raise FileNotFoundError(
+            f"The Channel-Bench-Macro {block} table ({SHARED_TABLES['channel_' + block]}) was "
+            "not found; pass its path, or set KERASNAS_SHARED_DATA to the folder holding it."
+        )
+    return TabularBenchmark.from_json(
+        path,
+        space=space or ChannelSpace(block),
+        metrics={
+            "val_accuracy": search_metric,
+            "test_accuracy": "mean",
+            "params": "params",
+            "flops": "flops",
+        },
+        scale={"val_accuracy": 0.01, "test_accuracy": 0.01},
+        **kwargs,
+    )
+
+
+def load_shared(
+    name: str, path: str | os.PathLike | None = None, *, search_metric: str | None = None
+) -> TabularBenchmark:
+    """A shared table by name (`"macro"`, `"channel_resnet"`, `"channel_mobilenet"`).
+
+    Args:
+        name: A name of `SHARED_TABLES`.
+        path: The JSON file; found with `shared_table_path(name)` when None.
+        search_metric: The search signal's record path; each loader's default
+            (a random seed's accuracy per query) when None.
+    """
+    if name not in SHARED_TABLES:
+        raise ValueError(f"Unknown shared table {name!r}; choose among {list(SHARED_TABLES)}.")
+    kwargs = {} if search_metric is None else {"search_metric": search_metric}
+    if name == "macro":
+        return load_macro(path, **kwargs)
+    return load_channel(path, name.removeprefix("channel_"), **kwargs)

@@ -1,8 +1,10 @@
 """Search strategies, each a keras-tuner Oracle."""
 
+from kerasnas.oracles.bananas import BananasOracle
 from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
 from kerasnas.oracles.controller import ControllerOracle
 from kerasnas.oracles.evolution import EvolutionOracle
+from kerasnas.oracles.local import LocalSearchOracle
 from kerasnas.oracles.morphism import MorphismOracle
 from kerasnas.oracles.oneshot import (
     DARTSOracle,
@@ -25,6 +27,8 @@ STRATEGIES = {
     "enas": ENASOracle,
     "darts": DARTSOracle,
     "gdas": GDASOracle,
+    "local": LocalSearchOracle,
+    "bananas": BananasOracle,
 }
 
 
@@ -51,11 +55,13 @@ def register(name: str, strategy: type[NasOracle]) -> None:
 __all__ = [
     "STRATEGIES",
     "register",
+    "BananasOracle",
     "ControllerOracle",
     "DARTSOracle",
     "ENASOracle",
     "EvolutionOracle",
     "GDASOracle",
+    "LocalSearchOracle",
     "MorphismOracle",
     "NasOracle",
     "SearchContext",

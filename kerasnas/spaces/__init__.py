@@ -2,6 +2,7 @@
 
 from kerasnas.spaces.base import Decision, SearchSpace
 from kerasnas.spaces.chain import ChainSpace
+from kerasnas.spaces.channel import ChannelSpace
 from kerasnas.spaces.convnet import ConvNetSpace
 from kerasnas.spaces.macro import MacroSpace
 from kerasnas.spaces.nasbench101 import NASBench101Space
@@ -23,6 +24,7 @@ SPACES: dict[str, type[SearchSpace]] = {
 __all__ = [
     "SPACES",
     "ChainSpace",
+    "ChannelSpace",
     "ConvNetSpace",
     "Decision",
     "MacroSpace",

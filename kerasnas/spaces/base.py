@@ -205,6 +205,48 @@ class SearchSpace(keras_tuner.HyperModel):
                 return child
         raise OutOfSpaceError(f"No one-decision change of {arch!r} gives a new architecture.")
 
+    def neighbours(self, arch: Architecture) -> Iterator[Architecture]:
+        """Every one-decision change of `arch`, each isomorphism class once, in a fixed order.
+
+        Active decisions in order, each one's other choices in order; decisions
+        that become active take their first choice (as in `mutate`). Changes
+        outside the space (e.g. an invalid NAS-Bench-101 cell) and changes
+        isomorphic to `arch` or to an earlier neighbour are skipped.
+        """
+        values = self.encode(arch)
+        seen = {arch.hash()}
+        for d in self.active_decisions(values):
+            for choice in d.choices:
+                if choice == values[d.name]:
+                    continue
+                changed = dict(values, **{d.name: choice})
+                fixed: dict[str, Scalar] = {}
+                for dec in self.decisions:
+                    if dec.is_active(fixed):
+                        fixed[dec.name] = changed.get(dec.name, dec.choices[0])
+                try:
+                    child = self.decode(fixed)
+                except OutOfSpaceError:
+                    continue
+                if child.hash() not in seen:
+                    seen.add(child.hash())
+                    yield child
+
+    def encode_one_hot(self, arch: Architecture) -> np.ndarray:
+        """A float32 vector: for each decision, one-hot of its value (zeros when inactive).
+
+        Its length is the total number of choices; a generic feature vector
+        of an architecture for any space (e.g. the input of a predictor).
+        """
+        values = self.encode(arch)
+        out = []
+        for d in self.decisions:
+            row = [0.0] * len(d.choices)
+            if d.name in values:
+                row[d.choices.index(values[d.name])] = 1.0
+            out.extend(row)
+        return np.asarray(out, dtype=np.float32)
+
     def cardinality(self) -> int:
         """Number of decision combinations (an upper bound when conditional)."""
         return math.prod(len(d.choices) for d in self.decisions)

@@ -16,6 +16,7 @@ from keras import layers
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar, graph_hash
 from kerasnas.spaces import ops as ops_module
 from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.encoding import PathEncoder
 from kerasnas.spaces.nasbench101_records import (  # noqa: F401 - their old home
     NASBenchEvaluation,
     NASBenchRecord,
@@ -220,6 +221,16 @@ class NASBench101Space(SearchSpace):
         values.update({f"op_{v}": padded_ops[v - 1] for v in range(1, NUM_VERTICES - 1)})
         self.check_values(values)
         return values
+
+    def encode_paths(self, arch: Architecture) -> np.ndarray:
+        """The path encoding of the cell (`kerasnas.spaces.encoding`; used by BANANAS).
+
+        One 0/1 feature per sequence of 0 to 5 ops on an input-to-output
+        path: 1 + 3 + 9 + 27 + 81 + 243 = 364 features, as in the paper.
+        """
+        self.to_spec(arch)  # Validates that the architecture belongs to the space.
+        encoder = PathEncoder((CELL_NAME,), (INPUT,), NASBENCH_OPS, NUM_VERTICES - 2)
+        return encoder.encode(arch.cells)
 
     def nasbench_hash(self, arch: Architecture | Mapping[str, Scalar]) -> str:
         """NAS-Bench-101's module hash: the key of the benchmark's records.

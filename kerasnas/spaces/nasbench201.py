@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
 from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.encoding import PathEncoder
 
 #: The benchmark's five edge ops, in the benchmark's order.
 EDGE_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -133,6 +135,16 @@ class NASBench201Space(SearchSpace):
                 f"{self.to_string(values)!r}, is a different graph."
             )
         return values
+
+    def encode_paths(self, arch: Architecture) -> np.ndarray:
+        """The path encoding of the cell (`kerasnas.spaces.encoding`; used by BANANAS).
+
+        One 0/1 feature per sequence of 0 to 3 non-`none` ops on a path from
+        node 0 to node 3: 85 features.
+        """
+        self.encode(arch)  # Validates that the architecture belongs to the space.
+        encoder = PathEncoder((CELL_NAME,), (INPUT_LABEL,), EDGE_OPS[1:], NUM_NODES - 1)
+        return encoder.encode(arch.cells)
 
     # -- The benchmark's arch strings ----------------------------------------
     def to_string(self, arch_or_values: Architecture | Mapping[str, Scalar]) -> str:

@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
 from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.encoding import PathEncoder
 
 DEFAULT_OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
 CELL_NAMES = ("normal", "reduction")
@@ -190,6 +192,17 @@ class NASNetSpace(SearchSpace):
                 values[f"{name}/block_{b}/op_{field}"] = ops[branch]
             index[add] = 2 + b
         return values
+
+    def encode_paths(self, arch: Architecture) -> np.ndarray:
+        """The path encoding of both cells (`kerasnas.spaces.encoding`; used by BANANAS).
+
+        One 0/1 feature per (cell, cell input, sequence of ops) path to the
+        output, paths of up to `num_blocks` ops, truncated to the longest
+        length that fits `MAX_PATH_FEATURES` (3 with the 5 default ops).
+        """
+        self.encode(arch)  # Validates that the architecture belongs to the space.
+        encoder = PathEncoder(CELL_NAMES, CELL_INPUTS, self.ops, self.num_blocks)
+        return encoder.encode(arch.cells)
 
     # -- Building -------------------------------------------------------------
     def build_model(self, arch: Architecture) -> keras.Model:

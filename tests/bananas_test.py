@@ -1,0 +1,216 @@
+"""Tests of BANANAS (`strategy="bananas"`), its predictor and the spaces' encodings."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from keras_tuner.engine import trial as trial_module
+
+import kerasnas as kn
+from kerasnas.oracles._predictor import EnsemblePredictor
+from kerasnas.spaces import encoding
+from tests import tiny
+from tests.local_test import hand_table, landscape, run_chief_and_workers, six_layers
+
+TABLE = kn.benchmarks.macro_table_path(os.path.dirname(os.path.dirname(__file__)))
+
+
+def search(space, bench, directory, max_trials, project="p", **kwargs):
+    return kn.Search(
+        space,
+        strategy="bananas",
+        evaluator=bench,
+        max_trials=max_trials,
+        seed=kwargs.pop("seed", 0),
+        directory=str(directory),
+        project_name=project,
+        verbose=0,
+        **kwargs,
+    ).fit()
+
+
+def spearman(a, b) -> float:
+    ranks = [np.argsort(np.argsort(v, kind="stable"), kind="stable") for v in (a, b)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+# -- Encodings ------------------------------------------------------------------
+def test_one_hot_encodes_every_decision_of_every_space():
+    space = kn.spaces.ChainSpace(max_layers=3)
+    arch = space.decode({"num_layers": 1, "layer_0/filters": 32, "layer_0/kernel": 5})
+    vector = space.encode_one_hot(arch)
+    assert vector.shape == (3 + 3 * (3 + 2),) and vector.dtype == np.float32
+    assert vector.sum() == 3  # num_layers and layer 0's two decisions; the rest inactive.
+    macro = kn.spaces.MacroSpace()
+    assert macro.encode_one_hot(macro.from_key("01201201")).reshape(8, 3).argmax(1).tolist() == [
+        0, 1, 2, 0, 1, 2, 0, 1
+    ]  # fmt: skip
+
+
+def test_path_encodings_of_the_cell_spaces():
+    s201 = kn.spaces.NASBench201Space()
+    arch = s201.decode(s201.values_from_string(kn.spaces.nasbench201.EXAMPLE_STRING))
+    paths = sorted(p for _, p in encoding.cell_paths(arch.cells["cell"]))
+    assert paths == [
+        ("nor_conv_3x3", "avg_pool_3x3", "skip_connect"),
+        ("nor_conv_3x3", "nor_conv_3x3"),
+        ("nor_conv_3x3", "skip_connect"),
+        ("skip_connect",),
+    ]
+    vector = s201.encode_paths(arch)
+    assert vector.shape == (85,) and vector.sum() == 4
+    s101 = kn.spaces.NASBench101Space()
+    arch = s101.from_spec(
+        [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+        ["input", "conv3x3-bn-relu", "maxpool3x3", "output"],
+    )
+    vector = s101.encode_paths(arch)
+    assert vector.shape == (364,) and vector.sum() == 2  # Paths (conv3x3), (maxpool3x3).
+    # NASNet: both cells, isomorphism-invariant, truncated to fit.
+    space = tiny.space()
+    arch = space.sample(np.random.default_rng(0))
+    permuted = kn.Architecture(
+        cells={
+            name: tiny.permute(cell, list(reversed(range(cell.num_vertices))))
+            for name, cell in arch.cells.items()
+        }
+    )
+    assert np.array_equal(space.encode_paths(arch), space.encode_paths(permuted))
+    assert space.encode_paths(arch).shape == (2 * 2 * (1 + 3 + 9),)
+
+
+def test_the_ensemble_learns_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (60, 12)).astype(np.float32)
+    y = x[:, :4].sum(1) - x[:, 4:8].sum(1)
+    held = rng.integers(0, 2, (40, 12)).astype(np.float32)
+    predictions = []
+    for _ in range(2):
+        predictor = EnsemblePredictor(12, members=3)
+        predictor.fit(x, y, np.random.default_rng(7))
+        predictions.append(predictor.predict(held))
+    assert predictions[0].shape == (40, 3)
+    np.testing.assert_allclose(predictions[0], predictions[1], rtol=1e-5, atol=1e-5)
+    truth = held[:, :4].sum(1) - held[:, 4:8].sum(1)
+    assert spearman(predictions[0].mean(1), truth) > 0.8
+    assert predictions[0].std(1).mean() > 0  # The members disagree: a spread to explore with.
+
+
+# -- The strategy ---------------------------------------------------------------
+def test_bananas_proposes_unvisited_archs_and_its_predictor_ranks_held_out_ones(tmp_path):
+    space = six_layers()
+    bench = hand_table(space)
+    s = search(space, bench, tmp_path, 30)
+    keys = [space.key(space.encode(a)) for a in archs(s)]
+    assert len(keys) == 30 and len(set(keys)) == 30
+    oracle = s.oracle
+    assert len(oracle.finished()) == 30 and oracle.encoding == "one_hot"
+    oracle.select(oracle.finished(), np.random.default_rng(1))  # A fit on all 30 trials.
+    held = [a for a in space.enumerate() if oracle.is_new(a)]
+    held = [held[i] for i in np.random.default_rng(0).choice(len(held), 200, replace=False)]
+    predicted = oracle.predictor().predict(np.stack([oracle.encode(a) for a in held])).mean(1)
+    truth = [landscape(space.key(space.encode(a))) for a in held]
+    assert spearman(predicted, truth) > 0.3
+    # After the random initial design the proposals climb: the best of the last 20
+    # trials beats the best of the 10 random ones.
+    scores = [landscape(k) for k in keys]
+    assert max(scores[10:]) > max(scores[:10])
+
+
+def archs(s):
+    return [kn.Architecture.from_json(r["architecture"]) for r in s.results()]
+
+
+@pytest.mark.parametrize("stop", [15, 20])
+def test_bananas_resumes_as_if_uninterrupted(tmp_path, stop):
+    space = six_layers()
+    bench = hand_table(space)
+    whole = [r["hash"] for r in search(space, bench, tmp_path, 30, project="whole").results()]
+    search(space, bench, tmp_path, stop, project="parts")  # Mid-queue (15) or at its end (20).
+    resumed = [r["hash"] for r in search(space, bench, tmp_path, 30, project="parts").results()]
+    assert resumed == whole
+
+
+def test_bananas_refits_when_its_state_is_lost(tmp_path):
+    space = six_layers()
+    bench = hand_table(space)
+    search(space, bench, tmp_path, 15)
+    os.remove(tmp_path / "p" / "oracle.json")  # The queue goes with it.
+    s = search(space, bench, tmp_path, 25)
+    hashes = [r["hash"] for r in s.results()]
+    assert len(hashes) == len(set(hashes)) == 25
+
+
+class CountingEvaluator:
+    """A stand-in for training: the share of separable convolutions in the cells."""
+
+    metric_names = ("val_accuracy",)
+
+    def __init__(self, space):
+        self.space = space
+
+    def evaluate(self, values, rng=None):
+        ops = [v for k, v in values.items() if "/op_" in k]
+        return {"val_accuracy": sum(op == "sep_conv_3x3" for op in ops) / len(ops)}
+
+
+def test_bananas_on_a_cell_space_uses_paths_and_parallel_workers_share_a_fit(tmp_path):
+    space = tiny.space()
+    oracle = kn.oracles.BananasOracle(space, initial_trials=4, k=3, max_trials=20, seed=0)
+    assert oracle.encoding == "paths"
+    oracle._set_project_dir(str(tmp_path), "cells")
+    oracle.verbose = 0
+    evaluator = CountingEvaluator(space)
+
+    def finish(trial):
+        oracle.update_trial(trial.trial_id, evaluator.evaluate(trial.hyperparameters.values))
+        trial.status = trial_module.TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+
+    for _ in range(4):
+        finish(oracle.create_trial("w0"))
+    # Three workers ask at once: one fit, its three proposals; none was tried before.
+    running = [oracle.create_trial(f"w{i}") for i in range(3)]
+    assert oracle._queue == []
+    hashes = [oracle.architecture(t).hash() for t in running]
+    assert len(set(hashes)) == 3
+    for trial in running:
+        finish(trial)
+    for _ in range(13):
+        finish(oracle.create_trial("w0"))
+    all_hashes = [oracle.architecture(oracle.trials[t]).hash() for t in oracle.start_order]
+    assert len(all_hashes) == len(set(all_hashes)) == 20
+
+
+def test_bananas_arguments_are_checked():
+    space = six_layers()
+    with pytest.raises(ValueError, match="acquisition must be one of"):
+        kn.oracles.BananasOracle(space, acquisition="ei")
+    with pytest.raises(ValueError, match="needs a space with a path encoding"):
+        kn.oracles.BananasOracle(space, encoding="paths")
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        kn.oracles.BananasOracle(space, k=0)
+    oracle = kn.oracles.BananasOracle(space, acquisition="ucb", ucb_beta=0.5)
+    assert oracle.acquisition == "ucb"
+
+
+@pytest.mark.skipif(TABLE is None, reason="../shared/data/nas-bench-macro_cifar10.json is absent")
+def test_bananas_on_the_macro_table(tmp_path):
+    bench = kn.benchmarks.load_macro(TABLE)
+    start = time.perf_counter()
+    s = search(bench.space, bench, tmp_path, 100)
+    elapsed = time.perf_counter() - start
+    records = s.results()
+    assert len({r["hash"] for r in records}) == 100
+    best = max(records, key=lambda r: r["metrics"]["val_accuracy"])
+    assert best["metrics"]["test_accuracy"] > 0.925
+    print(f"100 bananas queries on NAS-Bench-Macro in {elapsed:.1f}s")
+    assert elapsed < 60  # About 15 s on 2 busy cores; a loose bound against slowdowns.
+
+
+def test_bananas_runs_as_chief_and_workers(tmp_path):
+    run_chief_and_workers(tmp_path, "bananas", initial_trials=4, k=3)
+    with open(tmp_path / "cw" / "oracle.json") as f:
+        assert "queue" in json.load(f)  # The chief's fits were saved with its state.
