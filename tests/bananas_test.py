@@ -2,7 +2,6 @@
 
 import json
 import os
-import time
 
 import numpy as np
 import pytest
@@ -199,15 +198,11 @@ def test_bananas_arguments_are_checked():
 @pytest.mark.skipif(TABLE is None, reason="../shared/data/nas-bench-macro_cifar10.json is absent")
 def test_bananas_on_the_macro_table(tmp_path):
     bench = kn.benchmarks.load_macro(TABLE)
-    start = time.perf_counter()
     s = search(bench.space, bench, tmp_path, 100)
-    elapsed = time.perf_counter() - start
     records = s.results()
     assert len({r["hash"] for r in records}) == 100
     best = max(records, key=lambda r: r["metrics"]["val_accuracy"])
     assert best["metrics"]["test_accuracy"] > 0.925
-    print(f"100 bananas queries on NAS-Bench-Macro in {elapsed:.1f}s")
-    assert elapsed < 60  # About 15 s on 2 busy cores; a loose bound against slowdowns.
 
 
 def test_bananas_runs_as_chief_and_workers(tmp_path):

@@ -130,6 +130,70 @@ def test_sigkill_mid_trial_then_resume(tmp_path, script):
     assert "resuming with 1 completed" in done.stdout
 
 
+# A tabular search (6-layer macro space, a made-up table where more 2s score higher), whose
+# evaluator waits to be killed at query HOLD=<k>:<file> of its process.
+TABLE_SEARCH = textwrap.dedent(
+    """
+    import os, sys, time
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import kerasnas as kn
+
+    SPACE = kn.spaces.MacroSpace(stages=(2, 2, 2))
+    KEYS = [SPACE.key(SPACE.encode(a)) for a in SPACE.enumerate()]
+    TABLE = {k: {"val_accuracy": sum(map(int, k)) / 12 + int(k, 3) / 3**6 / 100} for k in KEYS}
+    KWARGS = {"bananas": dict(initial_trials=4, k=3, train_steps=50), "local": {}}
+
+    class Held(kn.benchmarks.TabularBenchmark):
+        answered = 0
+
+        def evaluate(self, values, rng=None):
+            hold = os.environ.get("HOLD")
+            if hold and Held.answered == int(hold.split(":", 1)[0]):
+                open(hold.split(":", 1)[1], "w").close()
+                time.sleep(3600)  # Until the test kills this process.
+            Held.answered += 1
+            return super().evaluate(values, rng)
+
+    def run(directory, project, strategy, max_trials):
+        search = kn.Search(SPACE, strategy, evaluator=Held(SPACE, TABLE), max_trials=max_trials,
+                           seed=0, directory=directory, project_name=project, verbose=0,
+                           **KWARGS[strategy])
+        search.fit()
+        trials = search.oracle.trials
+        return [SPACE.key(trials[r["trial_id"]].hyperparameters.values) for r in search.results()]
+
+    if __name__ == "__main__":
+        run(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    """
+)
+
+
+@pytest.mark.parametrize("strategy", ["bananas", "local"])
+def test_a_tabular_strategy_killed_mid_trial_resumes_as_if_uninterrupted(tmp_path, strategy):
+    path = tmp_path / "table_search.py"
+    path.write_text(TABLE_SEARCH)
+    held = tmp_path / "held"
+    args = [sys.executable, str(path), str(tmp_path), "parts", strategy, "10"]
+    # Killed in the 7th trial: for bananas after its first predictor fit, mid-queue.
+    proc = subprocess.Popen(args, env=env(HOLD=f"6:{held}"), stderr=subprocess.PIPE)
+    namespace = {"__name__": "table_search"}
+    exec(TABLE_SEARCH, namespace)  # The uninterrupted search, here meanwhile.
+    whole = namespace["run"](str(tmp_path), "whole", strategy, 10)
+    try:
+        wait_for(held.exists, 300, "the 7th trial", proc)
+        before = statuses(tmp_path / "parts")  # Trial ids "00".."09".
+        assert [before[t][0] for t in sorted(before)] == ["COMPLETED"] * 6 + ["RUNNING"]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = statuses(tmp_path / "parts")
+    assert all(status == "COMPLETED" for status, _ in after.values())
+    space = namespace["SPACE"]
+    assert [space.key(after[t][1]) for t in sorted(after)] == whole
+
+
 @pytest.mark.parametrize("strategy", ["random", "morphism"])
 def test_chief_and_two_workers_finish_4_trials(tmp_path, script, strategy):
     meet = tmp_path / "meet"
