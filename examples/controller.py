@@ -36,8 +36,9 @@ def show(path):
 # `strategy="controller"` picks `kn.oracles.ControllerOracle`; its arguments pass through
 # `kn.Search`: `batch_size` architectures per policy update, `algorithm="reinforce"` or
 # `"ppo"`, `reward="cubed"` (Zoph & Le cube the accuracy), `entropy_weight`, and more
-# (see the strategy's docs page). An architecture sampled twice is not trained again: its
-# stored reward is reused.
+# (see the strategy's docs page). An architecture sampled twice is not trained again, and
+# the policy learns from each trained one once; advantages are scaled by the rewards' spread,
+# so accuracies a few thousandths apart still teach.
 
 # %%
 (x_train, y_train), (x_val, y_val), (x_test, y_test) = kn.data.load("digits")

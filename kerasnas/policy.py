@@ -211,7 +211,8 @@ class LSTMPolicy(PolicyNetwork):
     one update (`update`):
 
     ```
-    advantage = reward - baseline            # exponential moving average
+    advantage = (reward - baseline) / scale  # moving averages of the reward and of
+                                             # its squared deviation (scale: its root)
     REINFORCE: minimise -mean(advantage * log p(arch)) - entropy_weight * entropy
     PPO: several epochs of the clipped surrogate objective on the batch
     ```
@@ -232,7 +233,13 @@ class LSTMPolicy(PolicyNetwork):
         batch_size: Rewards per update. Defaults to 5.
         learning_rate: Adam learning rate. Defaults to 0.01 divided by the
             epochs per batch (1 for REINFORCE, `ppo_epochs` for PPO).
-        baseline_decay: Decay of the moving-average baseline. Defaults to 0.9.
+        baseline_decay: Decay of the moving-average baseline (and of the
+            reward scale). Defaults to 0.9.
+        normalize_advantage: Whether advantages are divided by the moving
+            root-mean-square deviation of the rewards from the baseline, so
+            that learning does not depend on the rewards' scale (accuracies
+            a few thousandths apart teach as much as losses far apart, and
+            the entropy bonus keeps its weight). Defaults to True.
         entropy_weight: Weight of the entropy bonus. Defaults to 1e-3.
         grad_clip: Global gradient-norm clipping. Defaults to 5.
         ppo_epochs: PPO epochs over each batch. Defaults to 4.
@@ -257,6 +264,7 @@ class LSTMPolicy(PolicyNetwork):
         batch_size: int = 5,
         learning_rate: float | None = None,
         baseline_decay: float = 0.9,
+        normalize_advantage: bool = True,
         entropy_weight: float = 1e-3,
         grad_clip: float = 5.0,
         ppo_epochs: int = 4,
@@ -275,6 +283,7 @@ class LSTMPolicy(PolicyNetwork):
             learning_rate = 0.01 / (ppo_epochs if algorithm == "ppo" else 1)
         self.learning_rate = learning_rate
         self.baseline_decay = baseline_decay
+        self.normalize_advantage = bool(normalize_advantage)
         self.entropy_weight = entropy_weight
         self.grad_clip = grad_clip
         self.ppo_epochs = ppo_epochs
@@ -288,6 +297,7 @@ class LSTMPolicy(PolicyNetwork):
         self.optimizer = keras.optimizers.Adam(learning_rate)
         self.optimizer.build(self.trainable_variables)
         self.baseline: float | None = None
+        self.reward_scale: float | None = None  # Moving RMS deviation from the baseline.
         self.buffer: list[dict] = []  # rewarded samples waiting for an update
         self.memory: list[list[int]] = []  # replay buffer of observed choices
         self.updates = 0
@@ -336,13 +346,21 @@ class LSTMPolicy(PolicyNetwork):
         Args:
             batch: Samples `{"choices", "logp", "reward"}` (as `observe` keeps them).
         """
-        rewards = np.array([s["reward"] for s in batch], dtype="float32")
+        rewards = np.array([s["reward"] for s in batch], dtype="float64")
         if self.baseline is None:
             self.baseline = float(rewards.mean())
-        advantage = tf.constant(rewards - self.baseline)
-        self.baseline = float(
-            self.baseline_decay * self.baseline + (1 - self.baseline_decay) * rewards.mean()
-        )
+        deviation = rewards - self.baseline
+        square = float(np.mean(deviation**2))
+        if self.reward_scale is None:
+            self.reward_scale = float(np.sqrt(square))
+        decay = self.baseline_decay
+        advantage = deviation
+        if self.normalize_advantage:
+            # A batch of equal rewards (no scale yet) teaches nothing either way.
+            advantage = deviation / self.reward_scale if self.reward_scale > 0 else 0 * deviation
+        advantage = tf.constant(advantage, dtype="float32")
+        self.baseline = float(decay * self.baseline + (1 - decay) * rewards.mean())
+        self.reward_scale = float(np.sqrt(decay * self.reward_scale**2 + (1 - decay) * square))
         choices = np.array([s["choices"] for s in batch])
         old_logp = tf.constant([s["logp"] for s in batch], dtype="float32")
         memory = None
@@ -383,9 +401,10 @@ class LSTMPolicy(PolicyNetwork):
 
     # -- State ---------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        """The learning state besides the weights: baseline, buffer, memory, updates."""
+        """The learning state besides the weights: baseline, scale, buffer, memory, updates."""
         return {
             "baseline": self.baseline,
+            "reward_scale": self.reward_scale,
             "buffer": self.buffer,
             "memory": self.memory,
             "updates": self.updates,
@@ -398,6 +417,7 @@ class LSTMPolicy(PolicyNetwork):
             state: The saved state.
         """
         self.baseline = state.get("baseline")
+        self.reward_scale = state.get("reward_scale")
         self.buffer = state.get("buffer", [])
         self.memory = state.get("memory", [])
         self.updates = state.get("updates", 0)

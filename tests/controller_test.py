@@ -125,15 +125,31 @@ def test_several_trials_in_flight(tmp_path):
     assert oracle.updates == 1 and len(oracle.buffer) == 1 and not oracle.pending
 
 
-def test_duplicates_reuse_the_stored_reward_instead_of_training(tmp_path):
+def test_duplicates_are_neither_trained_nor_learnt_from_twice(tmp_path):
     tiny = kn.spaces.MacroSpace(stages=(1, 1))  # 9 architectures
     oracle = kn.oracles.ControllerOracle(tiny, batch_size=4, seed=0, max_trials=30)
     oracle._set_project_dir(str(tmp_path), "dups")
     drive(oracle, 30)
     keys = [tiny.key(t.hyperparameters.values) for t in oracle.trials.values()]
     assert len(keys) == len(set(keys)) == 9  # Each architecture trained once; then it stops.
-    # Duplicate samples still fed the policy: more samples than trials were learnt from.
-    assert oracle.updates * oracle.batch_size + len(oracle.buffer) > 9
+    # One reward per trained architecture: repeated draws do not teach the policy again.
+    assert oracle.updates * oracle.batch_size + len(oracle.buffer) == 9
+
+
+def test_a_converged_policy_proposes_its_likeliest_unvisited_neighbour(tmp_path, monkeypatch):
+    oracle = kn.oracles.ControllerOracle(SPACE, seed=0, max_trials=10)
+    oracle._set_project_dir(str(tmp_path), "converged")
+    best_choices = oracle._choices(TARGET)
+    # The policy draws BEST every time, and BEST was trained already.
+    monkeypatch.setattr(oracle.controller, "sample", lambda rng: (list(best_choices), -0.01))
+    monkeypatch.setattr(oracle, "is_new", lambda arch: arch.hash() != BEST.hash())
+    values = oracle.populate_space("t")["values"]
+    near = list(SPACE.neighbours(BEST))
+    likeliest = near[int(np.argmax(oracle.log_prob(near)))]
+    assert SPACE.key(values) == SPACE.key(SPACE.encode(likeliest))
+    pending = oracle.pending["t"]
+    assert pending["choices"] == oracle._choices(values)
+    assert pending["logp"] == pytest.approx(float(oracle.log_prob([likeliest])[0]), abs=1e-5)
 
 
 def test_rewards_cubed_resource_and_minimised_objectives(tmp_path):

@@ -7,6 +7,7 @@ The policy itself and its policy-gradient updates are `kerasnas.policy.LSTMPolic
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -45,9 +46,11 @@ class ControllerOracle(NasOracle):
     Pham et al., ENAS, ICML 2018), as a keras-tuner Oracle.
 
     Each trial samples an architecture from a `kerasnas.policy.LSTMPolicy`
-    (one already evaluated is not trained again: its stored reward is used
-    for learning and another is sampled); every `batch_size` rewards (trials
-    may finish in any order) make one REINFORCE or PPO update of the policy.
+    (one already evaluated is drawn again, not trained again: the policy
+    learns from trained architectures only; after `max_collisions` repeats the
+    trial takes the unvisited one-decision change of the last draw that the
+    policy finds likeliest); every `batch_size` rewards (trials may finish in
+    any order) make one REINFORCE or PPO update of the policy.
 
     The reward is the trial's objective (negated when it is minimised), times
     MnasNet's resource factor `(resource / resource_target) ** resource_weight`
@@ -62,29 +65,19 @@ class ControllerOracle(NasOracle):
         space: The `kerasnas.spaces.SearchSpace` to search.
         algorithm: `"reinforce"` or `"ppo"`. Defaults to `"reinforce"`.
         batch_size: Architectures per policy update. Defaults to 5.
-        learning_rate: Adam learning rate of the policy. Defaults to 0.01
-            divided by the epochs per batch (1 for REINFORCE, `ppo_epochs`
-            for PPO): PPO's several epochs at 0.01 converge prematurely.
-        baseline_decay: Decay of the moving-average baseline. Defaults to 0.9.
-        entropy_weight: Weight of the entropy bonus. Defaults to 1e-3.
-        grad_clip: Global gradient-norm clipping. Defaults to 5.
+        learning_rate, baseline_decay, normalize_advantage, entropy_weight,
+            grad_clip, ppo_epochs, ppo_clip, units, memory_weight,
+            memory_size, temperature, tanh_constant: The policy's, as
+            `kerasnas.policy.LSTMPolicy`'s arguments (advantages are divided
+            by the rewards' moving RMS deviation unless
+            `normalize_advantage=False`).
         reward: `"identity"` or `"cubed"`. Defaults to `"identity"`.
-        temperature: Optional logit temperature (ENAS: 5).
-        tanh_constant: Optional tanh logit clipping (ENAS: 2.5).
-        ppo_epochs: PPO epochs over each batch. Defaults to 4.
-        ppo_clip: PPO clipping epsilon. Defaults to 0.2.
         failed_reward: Reward of a failed trial, or None to learn nothing
             from it. Defaults to None.
         resource: Optional metric name of a resource (e.g. `"params"`) for
             the MnasNet reward factor.
         resource_target: The resource's target value.
         resource_weight: The exponent w. Defaults to -0.07.
-        units: LSTM units. Defaults to 64.
-        memory_weight: Weight of the controller-memory loss: the controller
-            must reconstruct every choice of architectures replayed from a
-            buffer of evaluated ones from its final hidden state, so that its
-            state encodes past choices. 0 (default) turns it off.
-        memory_size: Architectures kept in the replay buffer. Defaults to 200.
         **kwargs: `NasOracle` arguments: `objective`, `max_trials`, `seed`,
             and keras-tuner `Oracle` arguments.
     """
@@ -99,6 +92,7 @@ class ControllerOracle(NasOracle):
         batch_size: int = 5,
         learning_rate: float | None = None,
         baseline_decay: float = 0.9,
+        normalize_advantage: bool = True,
         entropy_weight: float = 1e-3,
         grad_clip: float = 5.0,
         reward: str = "identity",
@@ -136,6 +130,7 @@ class ControllerOracle(NasOracle):
             batch_size=batch_size,
             learning_rate=learning_rate,
             baseline_decay=baseline_decay,
+            normalize_advantage=normalize_advantage,
             entropy_weight=entropy_weight,
             grad_clip=grad_clip,
             ppo_epochs=ppo_epochs,
@@ -153,6 +148,9 @@ class ControllerOracle(NasOracle):
     batch_size = _policy_attribute("batch_size", "Rewards per policy update.")
     learning_rate = _policy_attribute("learning_rate", "The policy's Adam learning rate.")
     baseline_decay = _policy_attribute("baseline_decay", "Decay of the moving-average baseline.")
+    normalize_advantage = _policy_attribute(
+        "normalize_advantage", "Whether advantages are divided by the reward scale."
+    )
     entropy_weight = _policy_attribute("entropy_weight", "Weight of the entropy bonus.")
     grad_clip = _policy_attribute("grad_clip", "Global gradient-norm clipping.")
     ppo_epochs = _policy_attribute("ppo_epochs", "PPO epochs over each batch.")
@@ -218,15 +216,6 @@ class ControllerOracle(NasOracle):
             value = value**3
         return value
 
-    def _reward_of(self, arch: Architecture) -> float | None:
-        """The reward of a finished trial with this architecture, if any."""
-        finished = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)
-        for trial_id, digest in self._id_to_hash.items():
-            trial = self.trials.get(trial_id)
-            if digest == arch.hash() and trial is not None and trial.status in finished:
-                return self.reward(trial)
-        return None
-
     # -- The algorithm ----------------------------------------------------------
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         rng = self.rng()
@@ -236,11 +225,15 @@ class ControllerOracle(NasOracle):
             if self.is_new(arch):
                 self.pending[trial_id] = {"choices": choices, "logp": logp}
                 return self.propose(arch)
-            # Already evaluated: learn from its stored reward instead of training it again.
-            reward = self._reward_of(arch)
-            if reward is not None:
-                self._add_sample(choices, logp, reward)
-        # The policy keeps proposing known architectures: explore at random.
+        # The policy keeps drawing trained architectures (it has converged): the one-decision
+        # change of its last draw that it finds likeliest, not a random jump away from it.
+        near = [a for a in itertools.islice(self.space.neighbours(arch), 1000) if self.is_new(a)]
+        if near:
+            rows = np.array([self._choices(self.space.encode(a)) for a in near])
+            logps = self.controller.log_prob(rows)[0].numpy()
+            best = int(np.argmax(logps))
+            self.pending[trial_id] = {"choices": rows[best].tolist(), "logp": float(logps[best])}
+            return self.propose(near[best])
         response = self.propose_random(rng)
         if response["values"] is not None:
             choices = self._choices(response["values"])
