@@ -4,12 +4,12 @@ Usage: python benchmarks/docs_figures.py [--parts=macro,nasnet,nasbench201,nasbe
                                          [--seeds=30] [--budget=100] [--out=docs/img]
 
 Runs the strategy-comparison harness (`kerasnas.benchmarks.compare`, as
-`python -m kerasnas.benchmarks` does) for random search, regularized evolution and the
-RL controller on the same seeds, and writes:
+`python -m kerasnas.benchmarks` does) for random search and regularized evolution on
+the same seeds (every strategy on every table: `benchmarks/strategies.py`; the
+controller's curves: `benchmarks/controller_vs_random.py`), and writes:
 
-- `macro_strategies.png`: the three strategies' mean best-so-far test accuracy (±1 std);
-- `random_macro.png`, `evolution_macro.png`, `controller_macro.png`: each strategy beside
-  random search, for its strategy page;
+- `random_macro.png`, `evolution_macro.png`: each strategy beside random search, for its
+  strategy page;
 - `macro_accuracies.png`: the distribution of mean test accuracy over the whole table,
   for the space's page;
 - `<part>_digits_history.png` and, but for `morphism`, `<part>_digits_pareto.png` (parts `nasnet`,
@@ -66,15 +66,9 @@ def macro(args: argparse.Namespace) -> None:
     title = f"NAS-Bench-Macro (CIFAR-10), {args.seeds} seeds"
     results = compare.compare(
         bench,
-        ["random", "evolution", "controller"],
+        ["random", "evolution"],
         budget=args.budget,
         seeds=args.seeds,
-    )
-    compare.plot_curves(
-        results,
-        os.path.join(args.out, "macro_strategies.png"),
-        report="test_accuracy",
-        title=title,
     )
     for name in results:
         subset = {n: results[n] for n in dict.fromkeys(["random", name])}

@@ -183,6 +183,22 @@ def test_bananas_on_a_cell_space_uses_paths_and_parallel_workers_share_a_fit(tmp
     assert len(all_hashes) == len(set(all_hashes)) == 20
 
 
+def test_candidates_hold_the_parents_neighbours(tmp_path):
+    space = six_layers()  # 12 one-decision changes of each architecture.
+    parent = space.from_key("012012")
+    every = {a.hash() for a in space.neighbours(parent)}
+    only_neighbours = dict(mutations=0, random_candidates=0)
+    oracle = kn.oracles.BananasOracle(space, seed=0, **only_neighbours)
+    oracle._set_project_dir(str(tmp_path), "all")
+    assert {a.hash() for a in oracle.candidates([parent], np.random.default_rng(0))} == every
+    oracle = kn.oracles.BananasOracle(space, seed=0, neighbours=5, **only_neighbours)
+    oracle._set_project_dir(str(tmp_path), "some")
+    some = [a.hash() for a in oracle.candidates([parent], np.random.default_rng(0))]
+    assert len(some) == 5 and set(some) < every
+    with pytest.raises(ValueError, match="cannot all be 0"):
+        kn.oracles.BananasOracle(space, neighbours=0, **only_neighbours)
+
+
 def test_bananas_arguments_are_checked():
     space = six_layers()
     with pytest.raises(ValueError, match="acquisition must be one of"):

@@ -68,7 +68,7 @@ class _Batches(kn.spaces.base.keras.callbacks.Callback):
 
 def test_a_running_trial_is_stopped_at_the_deadline_and_keeps_its_best_epoch(tmp_path, capsys):
     (x, y), (xv, yv) = tiny.digits(64, 32)  # 2 batches of 32 an epoch.
-    space = tiny.space(num_classes=10, input_shape=(8, 8, 1))
+    space = tiny.fast_space(num_classes=10, input_shape=(8, 8, 1))
     search = kn.Search(space, max_trials=3, seed=0, directory=tmp_path, time_budget=20)
     # A clock that moves one second a batch: the deadline falls after 20 batches.
     search._get_tuner().time_used = lambda: float(_Batches.seen)
@@ -86,7 +86,7 @@ def test_a_running_trial_is_stopped_at_the_deadline_and_keeps_its_best_epoch(tmp
 
 def test_a_trial_stopped_in_its_first_epoch_is_warned_about(tmp_path, capsys):
     (x, y), (xv, yv) = tiny.digits(64, 32)
-    space = tiny.space(num_classes=10, input_shape=(8, 8, 1))
+    space = tiny.fast_space(num_classes=10, input_shape=(8, 8, 1))
     search = kn.Search(space, max_trials=3, seed=0, directory=tmp_path, time_budget=1)
     search._get_tuner().time_used = lambda: float(_Batches.seen)
     _Batches.seen = 0

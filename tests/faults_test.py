@@ -200,11 +200,11 @@ def test_a_missing_checkpoint_names_the_trial_and_retrain(tmp_path):
     from tests import tiny
 
     (x, y), (xv, yv) = tiny.digits(train=64, val=32)
-    trained = kn.Search(tiny.space(), max_trials=1, seed=0, directory=tmp_path, verbose=0)
+    trained = kn.Search(tiny.fast_space(), max_trials=1, seed=0, directory=tmp_path, verbose=0)
     trained.fit(x, y, validation_data=(xv, yv), epochs=1)
     (checkpoint,) = tmp_path.glob("search/trial_*/checkpoint.weights.h5")
     checkpoint.unlink()
-    again = kn.Search(tiny.space(), max_trials=1, seed=0, directory=tmp_path, verbose=0)
+    again = kn.Search(tiny.fast_space(), max_trials=1, seed=0, directory=tmp_path, verbose=0)
     for call in (again.best_model, lambda: again.export(tmp_path / "best.keras")):
         with pytest.raises(kn.CorruptStoreError, match=r"weights of trial 0 .* missing.*retrain"):
             call()
@@ -217,7 +217,9 @@ def test_three_failures_in_a_row_report_and_keep_the_last_trial(tmp_path, capsys
     (x, y), (xv, yv) = tiny.digits(train=32, val=16)
 
     def failing():  # Every model is over max_model_size: each trial fails at build time.
-        return kn.Search(tiny.space(), max_trials=5, seed=0, directory=tmp_path, max_model_size=1)
+        return kn.Search(
+            tiny.fast_space(), max_trials=5, seed=0, directory=tmp_path, max_model_size=1
+        )
 
     with pytest.raises(RuntimeError, match="consecutive failures"):
         failing().fit(x, y, validation_data=(xv, yv), epochs=1)

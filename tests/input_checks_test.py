@@ -23,7 +23,7 @@ from tests import tiny
 def make_search(tmp_path, **kwargs):
     config = dict(max_trials=1, directory=str(tmp_path), project_name="p", seed=0, verbose=0)
     config.update(kwargs)
-    space = config.pop("space", None) or tiny.space()
+    space = config.pop("space", None) or tiny.fast_space()
     return kn.Search(space, **config)
 
 
@@ -38,7 +38,7 @@ def batched(x, y, batch_size=16):
 # -- tf.data input gets the checks arrays get ----------------------------------
 def test_dataset_labels_out_of_range_are_refused_before_training(tmp_path):
     (x, y), (xv, yv) = tiny.digits(train=60, val=20)
-    search = make_search(tmp_path, space=tiny.space(num_classes=5))
+    search = make_search(tmp_path, space=tiny.fast_space(num_classes=5))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\).*label 9.*num_classes"):
         search.fit(batched(x, y), validation_data=batched(xv, yv), epochs=1)
     with pytest.raises(ValueError, match="class indices 0..num_classes-1; found -1"):
@@ -114,7 +114,7 @@ def test_validation_labels_outside_the_training_classes_are_refused(tmp_path):
     with pytest.raises(ValueError, match=message):
         make_search(tmp_path).fit(batched(x, y), validation_data=batched(xv, yv), epochs=1)
     # With the space's num_classes the validation labels are checked against it.
-    search = make_search(tmp_path, space=tiny.space(num_classes=10))
+    search = make_search(tmp_path, space=tiny.fast_space(num_classes=10))
     with pytest.raises(ValueError, match=r"validation data: labels must lie in \[0, 10\).*12"):
         search.fit(x, y, validation_data=(xv, yv), epochs=1)
     assert nothing_written(tmp_path)

@@ -323,7 +323,9 @@ def test_one_shot_strategy_trains_ranked_candidates_and_resumes(tmp_path, capsys
 
     def search(max_trials):
         return kn.Search(
-            nb201(num_classes=None, input_shape=None), strategy="spos", max_trials=max_trials,
+            # The small NASNet space: what is tested is the strategy's path, not NAS-Bench-201.
+            kn.spaces.NASNetSpace(**{**SMALL_NASNET, "num_classes": None, "input_shape": None}),
+            strategy="spos", max_trials=max_trials,
             directory=tmp_path, seed=0, supernet_epochs=1, num_candidates=4, init="supernet",
             retrain_epochs=1,
         )  # fmt: skip

@@ -32,7 +32,6 @@ STRATEGIES = {
 }
 
 
-
 def register(name: str, strategy: type[NasOracle]) -> None:
     """Makes `kerasnas.Search(strategy=name)` (and `--strategy=name`) run `strategy`.
 

@@ -4,6 +4,7 @@ Search", AAAI 2021)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 ACQUISITIONS = ("its", "ucb")
 ENCODINGS = ("auto", "paths", "one_hot")
+_NEIGHBOUR_CAP = 1000  # Neighbours of a parent listed before `neighbours` are drawn.
 
 
 class BananasOracle(NasOracle):
@@ -29,8 +31,9 @@ class BananasOracle(NasOracle):
     the first `initial_trials` trials: random architectures
     then, whenever the queue of proposals is empty:
         fit `ensemble_size` MLPs on (encoding, standardised score) of the finished trials
-        candidates = `mutations` mutations of each of the `parents` best architectures
-                     + `random_candidates` random ones, all unvisited
+        candidates = for each of the `parents` best architectures, `neighbours` of its
+                     one-decision changes (`space.neighbours`) and `mutations` mutations;
+                     + `random_candidates` random ones; all unvisited
         acquisition per candidate, from the ensemble's mean m and spread s:
             "its" (independent Thompson sampling): a draw from N(m, s^2)
             "ucb": m + ucb_beta * s
@@ -64,6 +67,11 @@ class BananasOracle(NasOracle):
             `"paths"` or `"one_hot"`. Defaults to `"auto"`.
         parents: Best architectures whose mutations are candidates. Defaults to 10.
         mutations: Mutations drawn of each parent (`space.mutate`). Defaults to 10.
+        neighbours: One-decision changes of each parent among the candidates
+            (all when it has fewer; drawn at random from its first 1000
+            otherwise). Defaults to 30: every neighbour on the shared tables'
+            spaces, so the best architectures' surroundings are searched
+            exhaustively.
         random_candidates: Random architectures among the candidates. Defaults to 20.
         hidden: Units of the MLPs' hidden layers. Defaults to (32, 32).
         train_steps: Adam steps (batches of 32) per fit. Defaults to 200.
@@ -82,6 +90,7 @@ class BananasOracle(NasOracle):
         encoding: str = "auto",
         parents: int = 10,
         mutations: int = 10,
+        neighbours: int = 30,
         random_candidates: int = 20,
         hidden: Sequence[int] = (32, 32),
         train_steps: int = 200,
@@ -93,6 +102,7 @@ class BananasOracle(NasOracle):
             ("ensemble_size", ensemble_size, 2),
             ("parents", parents, 1),
             ("mutations", mutations, 0),
+            ("neighbours", neighbours, 0),
             ("random_candidates", random_candidates, 0),
             ("train_steps", train_steps, 1),
         ):
@@ -114,8 +124,10 @@ class BananasOracle(NasOracle):
             isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
         ):
             raise ValueError(f"hidden must be positive layer widths. Received: {hidden!r}.")
-        if mutations + random_candidates < 1:
-            raise ValueError("mutations and random_candidates cannot both be 0: no candidates.")
+        if mutations + neighbours + random_candidates < 1:
+            raise ValueError(
+                "mutations, neighbours and random_candidates cannot all be 0: no candidates."
+            )
         super().__init__(space, **kwargs)
         self.initial_trials = initial_trials
         self.k = k
@@ -129,6 +141,7 @@ class BananasOracle(NasOracle):
         )
         self.parents = parents
         self.mutations = mutations
+        self.neighbours = neighbours
         self.random_candidates = random_candidates
         self.hidden = hidden
         self.train_steps = train_steps
@@ -198,6 +211,10 @@ class BananasOracle(NasOracle):
                 out.append(arch)
 
         for parent in parents:
+            if self.neighbours:
+                near = list(itertools.islice(self.space.neighbours(parent), _NEIGHBOUR_CAP))
+                for i in rng.permutation(len(near))[: self.neighbours]:
+                    add(near[i])
             for _ in range(self.mutations):
                 try:
                     add(self.space.mutate(parent, rng))

@@ -313,6 +313,29 @@ def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
     return model
 
 
+class ChoiceSpace(SearchSpace):
+    """A space whose architecture is its decisions' values and nothing else (no cells).
+
+    `decode` and `encode` map values to `Architecture(choices=values)` and back;
+    a subclass declares its decisions and builds models (macro and channel spaces).
+    """
+
+    def decode(self, values: Mapping[str, Scalar]) -> Architecture:
+        self.check_values(values)
+        return Architecture(choices={d.name: values[d.name] for d in self._decisions})
+
+    def encode(self, arch: Architecture) -> dict[str, Scalar]:
+        names = {d.name for d in self._decisions}
+        if arch.cells or set(arch.choices) != names:
+            raise OutOfSpaceError(
+                f"A {type(self).__name__} architecture has exactly the choices {sorted(names)}. "
+                f"Received: {arch!r}."
+            )
+        values = arch.choices
+        self.check_values(values)
+        return values
+
+
 def check_choices(
     arg: str, values: Sequence[Any], kind: type, valid: Any, what: str
 ) -> tuple[Any, ...]:

@@ -10,7 +10,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.base import ChoiceSpace, Decision, classifier_head, compile_classifier
 
 #: The width multipliers of each layer; the benchmark key's digits `1`..`4` in this order.
 CHANNEL_WIDTHS = (0.25, 0.5, 0.75, 1.0)
@@ -26,7 +26,7 @@ CHANNEL_MAX = {
 }
 
 
-class ChannelSpace(SearchSpace):
+class ChannelSpace(ChoiceSpace):
     """Channel-Bench-Macro's spaces (Su et al., "BCNet: Searching for Network
     Width with Bilaterally Coupled Network", CVPR 2021): channel widths, not ops.
 
@@ -99,21 +99,6 @@ class ChannelSpace(SearchSpace):
             "max_channels": list(self.max_channels),
             "learning_rate": self.learning_rate,
         }
-
-    def decode(self, values: Mapping[str, Scalar]) -> Architecture:
-        self.check_values(values)
-        return Architecture(choices={d.name: values[d.name] for d in self._decisions})
-
-    def encode(self, arch: Architecture) -> dict[str, Scalar]:
-        names = {d.name for d in self._decisions}
-        if arch.cells or set(arch.choices) != names:
-            raise OutOfSpaceError(
-                f"A ChannelSpace architecture has exactly the choices {sorted(names)}. "
-                f"Received: {arch!r}."
-            )
-        values = arch.choices
-        self.check_values(values)
-        return values
 
     def key(self, values: Mapping[str, Scalar]) -> str:
         self.check_values(values)

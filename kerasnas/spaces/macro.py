@@ -10,14 +10,14 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.base import ChoiceSpace, Decision, classifier_head, compile_classifier
 
 # The benchmark's key digits: 0 identity, 1 MBv2 block e3 k3, 2 MBv2 block e6 k5.
 MACRO_OPS = ("identity", "mb_e3_k3", "mb_e6_k5")
 _EXPANSION_KERNEL = {"mb_e3_k3": (3, 3), "mb_e6_k5": (6, 5)}
 
 
-class MacroSpace(SearchSpace):
+class MacroSpace(ChoiceSpace):
     """NAS-Bench-Macro's space (Su et al., "Prioritized Architecture Sampling
     with Monto-Carlo Tree Search", CVPR 2021).
 
@@ -77,21 +77,6 @@ class MacroSpace(SearchSpace):
             "head_channels": self.head_channels,
             "learning_rate": self.learning_rate,
         }
-
-    def decode(self, values: Mapping[str, Scalar]) -> Architecture:
-        self.check_values(values)
-        return Architecture(choices={d.name: values[d.name] for d in self._decisions})
-
-    def encode(self, arch: Architecture) -> dict[str, Scalar]:
-        names = {d.name for d in self._decisions}
-        if arch.cells or set(arch.choices) != names:
-            raise OutOfSpaceError(
-                f"A MacroSpace architecture has exactly the choices {sorted(names)}. "
-                f"Received: {arch!r}."
-            )
-        values = arch.choices
-        self.check_values(values)
-        return values
 
     def key(self, values: Mapping[str, Scalar]) -> str:
         self.check_values(values)
