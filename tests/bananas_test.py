@@ -10,24 +10,16 @@ from keras_tuner.engine import trial as trial_module
 import kerasnas as kn
 from kerasnas.oracles._predictor import EnsemblePredictor
 from kerasnas.spaces import encoding
-from tests import tiny
+from tests import local_test, tiny
 from tests.local_test import hand_table, landscape, run_chief_and_workers, six_layers
 
 TABLE = kn.benchmarks.macro_table_path(os.path.dirname(os.path.dirname(__file__)))
 
 
 def search(space, bench, directory, max_trials, project="p", **kwargs):
-    return kn.Search(
-        space,
-        strategy="bananas",
-        evaluator=bench,
-        max_trials=max_trials,
-        seed=kwargs.pop("seed", 0),
-        directory=str(directory),
-        project_name=project,
-        verbose=0,
-        **kwargs,
-    ).fit()
+    return local_test.search(
+        space, bench, directory, max_trials, project, strategy="bananas", **kwargs
+    )
 
 
 def spearman(a, b) -> float:

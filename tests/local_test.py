@@ -31,10 +31,11 @@ def hand_table(space) -> kn.benchmarks.TabularBenchmark:
     return kn.benchmarks.TabularBenchmark(space, table)
 
 
-def search(space, bench, directory, max_trials, project="p", **kwargs):
+def search(space, bench, directory, max_trials, project="p", strategy="local", **kwargs):
+    """A tabular search of `strategy` on `bench`, fitted."""
     return kn.Search(
         space,
-        strategy="local",
+        strategy=strategy,
         evaluator=bench,
         max_trials=max_trials,
         seed=kwargs.pop("seed", 0),

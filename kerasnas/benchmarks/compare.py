@@ -118,8 +118,6 @@ def compare(
     Returns:
         `{strategy: StrategyResult}`.
     """
-    from kerasnas.search import Search
-
     for metric in (objective, report):
         if metric not in bench.metric_names:
             raise ValueError(
@@ -135,21 +133,17 @@ def compare(
             start = time.perf_counter()
             finals, curves, rewards = [], [], []
             for seed in seed_list:
-                search = Search(
-                    bench.space,
+                score, curve, reward = search_table(
+                    bench,
                     strategy,
-                    objective=objective,
-                    max_trials=budget,
                     seed=seed,
-                    evaluator=bench,
+                    budget=budget,
+                    objective=objective,
+                    report=report,
                     directory=root,
                     project_name=f"{strategy}_seed{seed}",
-                    overwrite=True,
-                    verbose=0,
                     **dict((strategy_kwargs or {}).get(strategy, {})),
                 )
-                search.fit()
-                score, curve, reward = trajectory(search.results(), objective, report, budget)
                 finals.append(score)
                 curves.append(curve)
                 rewards.append(reward)
@@ -166,6 +160,41 @@ def compare(
     if plot is not None:
         plot_curves(results, plot, report=report, title=f"{bench.source}")
     return results
+
+
+def search_table(
+    bench: TabularBenchmark,
+    strategy: str,
+    *,
+    seed: int,
+    budget: int,
+    objective: str,
+    report: str,
+    directory: str,
+    project_name: str,
+    **strategy_kwargs: Any,
+) -> tuple[float, list[float], list[float]]:
+    """One search of `strategy` on the table: `trajectory()` of its trials.
+
+    The project `directory/project_name` is overwritten; the search prints nothing.
+    """
+    from kerasnas.search import Search
+
+    search = Search(
+        bench.space,
+        strategy,
+        objective=objective,
+        max_trials=budget,
+        seed=seed,
+        evaluator=bench,
+        directory=directory,
+        project_name=project_name,
+        overwrite=True,
+        verbose=0,
+        **strategy_kwargs,
+    )
+    search.fit()
+    return trajectory(search.results(), objective, report, budget)
 
 
 def store_root() -> str | None:

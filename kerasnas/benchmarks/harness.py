@@ -91,29 +91,24 @@ def _run_job(job: _Job) -> tuple[float, list[float], list[float], float]:
     bench = job.table.load()
     if job.strategy == tpe.TPE:
         records = tpe.tpe_search(bench, job.budget, job.seed, objective=job.objective)
+        final, curve, rewards = compare.trajectory(records, job.objective, job.report, job.budget)
     else:
         from kerasnas.oracles import STRATEGIES, register
-        from kerasnas.search import Search
 
         if job.strategy not in STRATEGIES and job.strategy_class is not None:
             register(job.strategy, job.strategy_class)
         with tempfile.TemporaryDirectory(dir=compare.store_root()) as tmp:
-            search = Search(
-                bench.space,
+            final, curve, rewards = compare.search_table(
+                bench,
                 job.strategy,
-                objective=job.objective,
-                max_trials=job.budget,
                 seed=job.seed,
-                evaluator=bench,
+                budget=job.budget,
+                objective=job.objective,
+                report=job.report,
                 directory=tmp,
                 project_name=f"{job.table.name}_{job.strategy}_seed{job.seed}",
-                overwrite=True,
-                verbose=0,
                 **dict(job.kwargs),
             )
-            search.fit()
-            records = search.results()
-    final, curve, rewards = compare.trajectory(records, job.objective, job.report, job.budget)
     return final, curve, rewards, time.perf_counter() - start
 
 
