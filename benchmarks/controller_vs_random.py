@@ -29,7 +29,7 @@ from kerasnas.benchmarks import harness  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {
-    "raw": {"normalize_advantage": False},  # Advantages in reward units (before 2026-12).
+    "raw": {"normalize_advantage": False},  # Advantages in reward units.
     "lr0.03": {"learning_rate": 0.03},
     "lr0.003": {"learning_rate": 0.003},
     "batch10": {"batch_size": 10},
