@@ -344,18 +344,7 @@ def load_macro(
             "The NAS-Bench-Macro table (nas-bench-macro_cifar10.json) was not found; "
             "pass its path, or set KERASNAS_SHARED_DATA to the folder holding it."
         )
-    return TabularBenchmark.from_json(
-        path,
-        space=space or MacroSpace(),
-        metrics={
-            "val_accuracy": search_metric,
-            "test_accuracy": "mean_acc",
-            "params": "params",
-            "flops": "flops",
-        },
-        scale={"val_accuracy": 0.01, "test_accuracy": 0.01},
-        **kwargs,
-    )
+    return _seeded_accuracy_table(path, space or MacroSpace(), search_metric, "mean_acc", **kwargs)
 
 
 def load_channel(
@@ -393,12 +382,29 @@ def load_channel(
             f"The Channel-Bench-Macro {block} table ({SHARED_TABLES['channel_' + block]}) was "
             "not found; pass its path, or set KERASNAS_SHARED_DATA to the folder holding it."
         )
+    return _seeded_accuracy_table(
+        path, space or ChannelSpace(block), search_metric, "mean", **kwargs
+    )
+
+
+def _seeded_accuracy_table(
+    path: str | os.PathLike,
+    space: SearchSpace,
+    search_metric: str,
+    mean_key: str,
+    **kwargs: Any,
+) -> TabularBenchmark:
+    """A table of accuracies in percent over training seeds, with params and flops.
+
+    `val_accuracy` is `search_metric` (a seed's accuracy) and `test_accuracy`
+    the record's `mean_key` (the mean over seeds), both as fractions.
+    """
     return TabularBenchmark.from_json(
         path,
-        space=space or ChannelSpace(block),
+        space=space,
         metrics={
             "val_accuracy": search_metric,
-            "test_accuracy": "mean",
+            "test_accuracy": mean_key,
             "params": "params",
             "flops": "flops",
         },

@@ -15,13 +15,12 @@ from keras_tuner.engine import trial as trial_module
 from kerasnas.architecture import Architecture, OutOfSpaceError
 from kerasnas.oracles._predictor import EnsemblePredictor
 from kerasnas.oracles.base import NasOracle
-from kerasnas.spaces.base import SearchSpace
+from kerasnas.spaces.base import NEIGHBOUR_LIMIT, SearchSpace
 
 log = logging.getLogger(__name__)
 
 ACQUISITIONS = ("its", "ucb")
 ENCODINGS = ("auto", "paths", "one_hot")
-_NEIGHBOUR_CAP = 1000  # Neighbours of a parent listed before `neighbours` are drawn.
 
 
 class BananasOracle(NasOracle):
@@ -212,7 +211,7 @@ class BananasOracle(NasOracle):
 
         for parent in parents:
             if self.neighbours:
-                near = list(itertools.islice(self.space.neighbours(parent), _NEIGHBOUR_CAP))
+                near = list(itertools.islice(self.space.neighbours(parent), NEIGHBOUR_LIMIT))
                 for i in rng.permutation(len(near))[: self.neighbours]:
                     add(near[i])
             for _ in range(self.mutations):

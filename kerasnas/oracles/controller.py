@@ -21,7 +21,7 @@ from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Scalar
 from kerasnas.oracles.base import NasOracle
 from kerasnas.policy import LSTMPolicy
-from kerasnas.spaces.base import SearchSpace
+from kerasnas.spaces.base import NEIGHBOUR_LIMIT, SearchSpace
 
 WEIGHTS_FILE = "controller.npz"
 
@@ -227,7 +227,8 @@ class ControllerOracle(NasOracle):
                 return self.propose(arch)
         # The policy keeps drawing trained architectures (it has converged): the one-decision
         # change of its last draw that it finds likeliest, not a random jump away from it.
-        near = [a for a in itertools.islice(self.space.neighbours(arch), 1000) if self.is_new(a)]
+        listed = itertools.islice(self.space.neighbours(arch), NEIGHBOUR_LIMIT)
+        near = [a for a in listed if self.is_new(a)]
         if near:
             rows = np.array([self._choices(self.space.encode(a)) for a in near])
             logps = self.controller.log_prob(rows)[0].numpy()

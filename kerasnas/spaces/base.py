@@ -16,6 +16,9 @@ from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
 
 # Spaces with at most this many decision combinations can be enumerated.
 ENUMERATION_LIMIT = 100_000
+#: Neighbours of one architecture a strategy lists before choosing among them (a large
+#: cell space has thousands; the shared tables' spaces have at most 21).
+NEIGHBOUR_LIMIT = 1000
 
 
 @dataclasses.dataclass(frozen=True)
