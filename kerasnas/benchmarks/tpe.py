@@ -10,8 +10,6 @@ import logging
 import warnings
 from typing import Any
 
-import numpy as np
-
 from kerasnas.benchmarks.tabular import TabularBenchmark
 
 #: The peer's name in the harness's results and lines.
@@ -49,8 +47,8 @@ def tpe_search(
 
     Each trial suggests every active decision of the benchmark's space as a
     categorical parameter, looks the architecture up in `bench` with the draw
-    rule of a kerasnas search (`np.random.default_rng([seed, trial number])`,
-    as `kerasnas.training.runner.look_up`), and returns `objective`, which the
+    rule of a kerasnas search (`kerasnas.training.runner.query_rng(seed, trial
+    number)`), and returns `objective`, which the
     study maximises. Optuna may propose an architecture again; each trial is a
     query all the same (kerasnas strategies never repeat one).
 
@@ -58,6 +56,8 @@ def tpe_search(
         The trials in order, as records `{"status": "COMPLETED", "metrics": {...},
         "values": {...}}`, the form `kerasnas.benchmarks.compare.trajectory` reads.
     """
+    from kerasnas.training.runner import query_rng
+
     optuna = require_optuna()
     decisions = bench.space.decisions
     records: list[dict[str, Any]] = []
@@ -67,7 +67,7 @@ def tpe_search(
         for d in decisions:
             if d.is_active(values):
                 values[d.name] = trial.suggest_categorical(d.name, list(d.choices))
-        metrics = bench.evaluate(values, np.random.default_rng([seed, trial.number]))
+        metrics = bench.evaluate(values, query_rng(seed, trial.number))
         records.append({"status": "COMPLETED", "metrics": metrics, "values": values})
         return metrics[objective]
 

@@ -438,10 +438,18 @@ def network_hash(strategy: Any, space: SearchSpace, trial: trial_module.Trial) -
     return space.decode(values).hash()
 
 
+def query_rng(seed: int | None, number: int) -> np.random.Generator:
+    """The generator of query `number` of a search seeded `seed` on a stand-in for training.
+
+    The draw of a noisy table depends only on the seed and the trial's number, so
+    a resumed search, and a peer run on the same table, draw what a fresh one does.
+    """
+    return np.random.default_rng([seed or 0, int(number)])
+
+
 def look_up(evaluator: Any, trial: trial_module.Trial, seed: int | None) -> dict:
     """A trial's metrics from a stand-in for training (e.g. a tabular benchmark)."""
-    # The draw of a noisy table depends only on the seed and trial id.
-    rng = np.random.default_rng([seed or 0, int(trial.trial_id)])
+    rng = query_rng(seed, int(trial.trial_id))
     metrics = dict(evaluator.evaluate(trial.hyperparameters.values, rng))
     time_metric = getattr(evaluator, "time_metric", None)
     metrics.setdefault(TRAIN_TIME, metrics[time_metric] if time_metric else 0.0)
