@@ -65,11 +65,12 @@ class ControllerOracle(NasOracle):
         space: The `kerasnas.spaces.SearchSpace` to search.
         algorithm: `"reinforce"` or `"ppo"`. Defaults to `"reinforce"`.
         batch_size: Architectures per policy update. Defaults to 5.
-        learning_rate, baseline_decay, normalize_advantage, entropy_weight,
-            grad_clip, ppo_epochs, ppo_clip, units, memory_weight,
-            memory_size, temperature, tanh_constant: The policy's, as
-            `kerasnas.policy.LSTMPolicy`'s arguments (advantages are divided
-            by the rewards' moving RMS deviation unless
+        learning_rate: The policy's learning rate. It and `baseline_decay`,
+            `normalize_advantage`, `entropy_weight`, `grad_clip`,
+            `ppo_epochs`, `ppo_clip`, `units`, `memory_weight`,
+            `memory_size`, `temperature` and `tanh_constant` are passed to
+            `kerasnas.policy.LSTMPolicy` (see its arguments; advantages are
+            divided by the rewards' moving RMS deviation unless
             `normalize_advantage=False`).
         reward: `"identity"` or `"cubed"`. Defaults to `"identity"`.
         failed_reward: Reward of a failed trial, or None to learn nothing
