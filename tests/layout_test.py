@@ -6,7 +6,8 @@
   import no particular strategy, only the strategy interface;
 - keras-tuner is used through its public names only;
 - output goes through the `kerasnas` logger: `print` only in report.py and the CLI;
-- no module over 600 lines, no class over 300.
+- no module over 600 lines, no class over 300;
+- docstring `Args:` entries are `name: description` pairs (mkdocs --strict).
 """
 
 import ast
@@ -145,3 +146,35 @@ def test_modules_and_classes_stay_small():
             if isinstance(node, ast.ClassDef):
                 size = node.end_lineno - node.lineno + 1
                 assert size <= 300, f"{path}: class {node.name} has {size} lines"
+
+
+def test_docstring_arguments_are_name_description_pairs():
+    """Each `Args:` entry reads `name: description` (mkdocs --strict rejects others)."""
+    import inspect
+    import re
+
+    entry = re.compile(r"^\*{0,2}\w+( \([^)]*\))?:( |$)")
+    bad = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            doc = ast.get_docstring(node, clean=False)
+            if not doc:
+                continue
+            lines = inspect.cleandoc(doc).splitlines()
+            for start, line in enumerate(lines):
+                if line.strip() not in ("Args:", "Arguments:"):
+                    continue
+                header_indent = len(line) - len(line.lstrip())
+                entry_indent = None
+                for item in lines[start + 1 :]:
+                    if not item.strip():
+                        break
+                    indent = len(item) - len(item.lstrip())
+                    if indent <= header_indent:
+                        break
+                    entry_indent = entry_indent or indent
+                    if indent == entry_indent and not entry.match(item.strip()):
+                        bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {item.strip()!r}")
+    assert not bad, "Args entries that are not `name: description`:\n" + "\n".join(bad)
