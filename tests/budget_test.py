@@ -26,6 +26,7 @@ def test_bad_budgets_are_refused():
         kn.Search(space, time_budget=10, reserve=10)
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_budgeted_search_stops_before_overrunning(tmp_path, capsys):
     (x, y), (xv, yv) = tiny.digits(300, 100)
     space = kn.spaces.ChainSpace(max_layers=3, filters=(4, 8, 16), kernels=(3, 5))
@@ -66,6 +67,7 @@ class _Batches(kn.spaces.base.keras.callbacks.Callback):
         _Batches.seen += 1
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_running_trial_is_stopped_at_the_deadline_and_keeps_its_best_epoch(tmp_path, capsys):
     (x, y), (xv, yv) = tiny.digits(64, 32)  # 2 batches of 32 an epoch.
     space = tiny.fast_space(num_classes=10, input_shape=(8, 8, 1))
@@ -84,6 +86,7 @@ def test_a_running_trial_is_stopped_at_the_deadline_and_keeps_its_best_epoch(tmp
     assert search.best_model().count_params() == record["params"]  # Its best epoch's weights.
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_trial_stopped_in_its_first_epoch_is_warned_about(tmp_path, capsys):
     (x, y), (xv, yv) = tiny.digits(64, 32)
     space = tiny.fast_space(num_classes=10, input_shape=(8, 8, 1))

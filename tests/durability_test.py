@@ -14,8 +14,8 @@ import kerasnas as kn
 from kerasnas import _io, distributed
 
 # A search script. Its trials are small (one block, no separable convolutions, 128
-# examples): what is tested is the processes, not the training. Two hooks, set through
-# the environment, make the tests wait for events instead of wall time:
+# examples) and run eagerly: what is tested is the processes, not the training. Two
+# hooks, set through the environment, make the tests wait for events instead of wall time:
 #   HOLD=<k>:<file>  the process's training number k (0 = its first) writes <file> after
 #                    its first batch, then waits there to be killed: a kill mid-trial.
 #   MEET=<n>:<dir>   the process's first training waits until n processes have begun
@@ -25,8 +25,10 @@ SCRIPT = textwrap.dedent(
     import os, sys, time
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
+    import tensorflow as tf
     import kerasnas as kn
 
+    tf.config.run_functions_eagerly(True)  # No tracing: the processes are tested, not graphs.
     directory, project, max_trials, epochs, strategy = sys.argv[1:6]
     hold, meet = os.environ.get("HOLD"), os.environ.get("MEET")
 

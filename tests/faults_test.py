@@ -196,6 +196,7 @@ def test_a_truncated_controller_file_is_named(bench, tmp_path):
         search(bench, tmp_path, strategy="controller", max_trials=8).fit()
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_missing_checkpoint_names_the_trial_and_retrain(tmp_path):
     from tests import tiny
 
@@ -211,6 +212,7 @@ def test_a_missing_checkpoint_names_the_trial_and_retrain(tmp_path):
     assert not (tmp_path / "best.keras").exists()
 
 
+@pytest.mark.usefixtures("eager")
 def test_three_failures_in_a_row_report_and_keep_the_last_trial(tmp_path, capsys):
     from tests import tiny
 

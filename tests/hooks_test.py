@@ -44,6 +44,7 @@ def test_a_plain_keras_tuner_refuses_strategies_that_need_the_runner(tmp_path):
         kn.NasTuner(oracle, space, directory=tmp_path, project_name=type(oracle).__name__)
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_plain_keras_tuner_runs_random_search(tmp_path):
     (x, y), (xv, yv) = tiny.digits(train=64, val=32)
     space = tiny.space(num_classes=10, input_shape=(8, 8, 1))
@@ -53,6 +54,7 @@ def test_a_plain_keras_tuner_runs_random_search(tmp_path):
     assert [t.status for t in oracle.trials.values()] == ["COMPLETED"]
 
 
+@pytest.mark.usefixtures("eager")
 def test_prepare_runs_once_with_the_data_and_counts_against_the_budget(tmp_path, capsys):
     (x, y), (xv, yv) = tiny.digits(train=64, val=32)
 
@@ -91,6 +93,7 @@ class _CountEpochs(keras.callbacks.Callback):
         _CountEpochs.counts[-1] += 1
 
 
+@pytest.mark.usefixtures("eager")
 def test_trial_epochs_sets_each_trials_epochs(tmp_path):
     (x, y), (xv, yv) = tiny.digits(train=64, val=32)
     space = tiny.fast_space()
@@ -100,6 +103,7 @@ def test_trial_epochs_sets_each_trials_epochs(tmp_path):
     assert _CountEpochs.counts == [1, 2]
 
 
+@pytest.mark.usefixtures("eager")
 def test_verbose_zero_prints_nothing_and_verbose_one_reports(tmp_path, capsys):
     table = kn.benchmarks.macro_table_path(str(ROOT))
     if table is None:

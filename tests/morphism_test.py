@@ -184,6 +184,7 @@ def run(tmp_path, max_trials, callbacks=(), **kwargs):
     return search
 
 
+@pytest.mark.usefixtures("eager")
 def test_children_start_from_their_parents_function_and_keep_training(tmp_path):
     _STARTS.clear()
     search = run(tmp_path, 4, callbacks=[_RecordStart()])
@@ -212,6 +213,7 @@ def test_children_start_from_their_parents_function_and_keep_training(tmp_path):
     assert search.best_model().count_params() == records[int(best)]["params"]
 
 
+@pytest.mark.usefixtures("eager")
 def test_resume_keeps_descriptors_and_a_missing_checkpoint_trains_from_scratch(tmp_path):
     first = run(tmp_path, 3)
     assert len(first.completed_trials()) == 3
@@ -226,6 +228,7 @@ def test_resume_keeps_descriptors_and_a_missing_checkpoint_trains_from_scratch(t
     assert saved["inherited"] is False and "missing" in saved["reason"]
 
 
+@pytest.mark.usefixtures("eager")
 def test_inheriting_children_train_at_a_scaled_learning_rate(tmp_path):
     # Hill climbing on the parameter count (which morphisms grow), not on noisy scores:
     # trial 2 grows the larger root, trial 3 grows trial 2, a grandchild, on every run.

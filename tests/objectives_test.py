@@ -111,6 +111,7 @@ def test_history_and_pareto_plots(tmp_path):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.usefixtures("eager")
 def test_parameter_count_as_a_plain_objective(tmp_path):
     import keras_tuner
 

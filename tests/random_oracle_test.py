@@ -70,6 +70,7 @@ def test_arguments_are_checked():
         kn.oracles.RandomSearchOracle("nasnet", max_trials=3)
 
 
+@pytest.mark.usefixtures("eager")
 def test_works_as_a_plain_keras_tuner_oracle(tmp_path):
     (x, y), (xv, yv) = tiny.digits(train=200, val=100)
     space = tiny.fast_space(num_classes=10, input_shape=(8, 8, 1))

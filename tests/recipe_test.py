@@ -56,6 +56,7 @@ def test_augmentation_moves_images_and_keeps_labels():
     assert kn.Recipe().augment(ds) is ds  # No augmentation, no change.
 
 
+@pytest.mark.usefixtures("eager")
 def test_trials_and_final_training_follow_their_recipes(tmp_path):
     (x, y), (xv, yv) = tiny.digits(192, 64)
     seen = []

@@ -18,7 +18,8 @@ def search(tmp_path_factory):
     space = kn.spaces.ChainSpace(max_layers=2, filters=(4, 8), kernels=(3,))
     # Two trials: enough for top_k=2.
     s = kn.Search(space, max_trials=2, seed=0, directory=tmp_path_factory.mktemp("runs"))
-    s.fit(x, y, validation_data=(xv, yv), epochs=1)
+    with tiny.eagerly():
+        s.fit(x, y, validation_data=(xv, yv), epochs=1)
     return s
 
 

@@ -69,6 +69,7 @@ def test_search_results_best_model_and_export(tmp_path, capsys):
         search.export(tmp_path / "best.h5")
 
 
+@pytest.mark.usefixtures("eager")
 def test_resume_ends_with_exactly_max_trials_and_no_repeats(tmp_path):
     (x, y), (xv, yv) = tiny.digits(train=200, val=100)
     space_args = dict(num_blocks=1, ops=["max_pool_3x3", "identity"])

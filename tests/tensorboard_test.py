@@ -9,6 +9,7 @@ read back the way TensorBoard reads them.
 import os
 
 import keras
+import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -63,6 +64,7 @@ def _run(tmp_path, space, **kwargs):
     return search, logs
 
 
+@pytest.mark.usefixtures("eager")
 def test_tensorboard_logs_hparams_of_kerasnas_trials(tmp_path):
     # Two blocks per cell: decisions of a second block (`reduction/block_1/...`) too.
     search, logs = _run(tmp_path, tiny.fast_space(num_blocks=2), strategy="random")
@@ -79,6 +81,7 @@ def test_tensorboard_logs_hparams_of_kerasnas_trials(tmp_path):
         assert "epoch_accuracy" in _scalars(os.path.join(run, "validation"))
 
 
+@pytest.mark.usefixtures("eager")
 def test_tensorboard_hparams_carry_a_morphism_childs_lineage(tmp_path):
     search, logs = _run(tmp_path, tiny.fast_space(), strategy="morphism", initial_trials=1)
     child = search.oracle.trials["1"]

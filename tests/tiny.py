@@ -1,6 +1,8 @@
 """Small, fast fixtures shared by the tests: a digits subset, a tiny space, relabelling."""
 
+import contextlib
 import functools
+import warnings
 
 import kerasnas as kn
 
@@ -45,6 +47,29 @@ def fast_space(**kwargs) -> kn.spaces.NASNetSpace:
     trained network shows.
     """
     return space(**{"num_blocks": 1, "ops": FAST_OPS, **kwargs})
+
+
+@contextlib.contextmanager
+def eagerly():
+    """Runs Keras training eagerly (no tf.function tracing) within the block.
+
+    Tracing a tiny model's train, test and predict functions takes seconds; running
+    its few steps eagerly a fraction of that. For tests of the search machinery (store,
+    resume, budgets, lineage, hooks, processes), which is the same in either mode; the
+    tests of spaces, ops, supernets, distribution and export keep graph mode, which
+    users run.
+    """
+    import tensorflow as tf
+
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        with warnings.catch_warnings():
+            # tf.data functions stay traced (cheap); TensorFlow says so per pipeline.
+            warnings.filterwarnings("ignore", message="Even though the `tf.config")
+            yield
+    finally:
+        tf.config.run_functions_eagerly(before)
 
 
 def permute(cell: kn.Cell, perm) -> kn.Cell:
