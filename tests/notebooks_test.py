@@ -3,7 +3,9 @@
 Every notebook is executed with nbclient in quick mode (`KERASNAS_QUICK=1`: tiny budgets,
 data that is embedded, made up by tensorflow-datasets' `mock_data`, or the shared
 NAS-Bench-Macro table), so nothing is downloaded. The `.py` twins are the notebooks'
-sources, so running the notebooks runs their code.
+sources, so running the notebooks runs their code. The kernel runs TensorFlow functions
+eagerly (a cell the test puts first): tracing the quick mode's tiny models would take
+most of the time, and each strategy's graph-mode training has its own tests.
 """
 
 import importlib.util
@@ -82,6 +84,9 @@ def test_parse_rejects_malformed_sources():
         parse('"""T."""\n# %% [md]\nx = 1\n', "s.py")
 
 
+EAGER = "import tensorflow as tf\n\ntf.config.run_functions_eagerly(True)"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
     monkeypatch.setenv("KERASNAS_QUICK", "1")
@@ -89,6 +94,7 @@ def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     with open(os.path.join(EXAMPLES, name), encoding="utf-8") as f:
         nb = nbformat.read(f, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(EAGER))
     client = NotebookClient(
         nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
