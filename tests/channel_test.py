@@ -70,12 +70,12 @@ def test_small_models_build_train_and_export(block, tmp_path):
     model = space.build(arch)
     assert model.name == f"channel_{block}_1234123"
     x = np.random.default_rng(0).random((4, 8, 8, 3), dtype="float32")
-    assert model.predict(x, verbose=0).shape == (4, 10)
+    assert model(x, training=False).shape == (4, 10)
     model.fit(x, np.arange(4), epochs=1, verbose=0)
     path = str(tmp_path / "m.keras")
     model.save(path)
     np.testing.assert_allclose(
-        keras.models.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5
+        keras.models.load_model(path)(x, training=False), model(x, training=False), atol=1e-5
     )
     # Wider layers make bigger models.
     assert space.build(space.from_key("4444444")).count_params() > model.count_params()

@@ -37,12 +37,12 @@ def test_models_build_train_and_export(key, tmp_path):
     model = space.build(space.from_key(key))
     assert model.name == f"macro_{key}"
     x = np.random.default_rng(0).random((4, 8, 8, 1), dtype="float32")
-    assert model.predict(x, verbose=0).shape == (4, 10)
+    assert model(x, training=False).shape == (4, 10)
     model.fit(x, np.arange(4), epochs=1, verbose=0)
     path = str(tmp_path / f"{key}.keras")
     model.save(path)
     np.testing.assert_allclose(
-        keras.models.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5
+        keras.models.load_model(path)(x, training=False), model(x, training=False), atol=1e-5
     )
 
 

@@ -30,7 +30,7 @@ def test_retrain_trains_the_best_network_on_train_and_validation(search, tmp_pat
     assert model.count_params() == search.best_model().count_params()
     path = search.export(tmp_path / "final.keras")
     loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded.predict(xv, verbose=0), model.predict(xv, verbose=0),
+    np.testing.assert_allclose(loaded(xv, training=False), model(xv, training=False),
                                atol=1e-6)  # fmt: skip
 
 

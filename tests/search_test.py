@@ -62,9 +62,7 @@ def test_search_results_best_model_and_export(tmp_path, capsys):
 
     path = search.export(tmp_path / "best.keras")
     loaded = keras.models.load_model(path)  # no custom_objects
-    np.testing.assert_allclose(
-        loaded.predict(xv, verbose=0), model.predict(xv, verbose=0), atol=1e-5
-    )
+    np.testing.assert_allclose(loaded(xv, training=False), model(xv, training=False), atol=1e-5)
     with pytest.raises(ValueError, match=".keras"):
         search.export(tmp_path / "best.h5")
 
