@@ -146,6 +146,7 @@ BAD = [
         "sample_size must lie in [1, population_size=4]",
     ),
     (["--ops=sep_conv_3x3,conv_9x9"], "Unknown op name(s) ['conv_9x9']"),
+    (["--strategy=grid"], "strategy='grid' enumerates every architecture, but this NASNetSpace"),
     (["--objective=f1"], "cannot tell whether to maximise or minimise 'f1'"),
     (["--export=best.h5"], "end the path in .keras"),
     (["--distribution=multi_worker"], "needs the TF_CONFIG environment variable"),

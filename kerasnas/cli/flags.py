@@ -136,8 +136,10 @@ flags.DEFINE_enum(
     "strategy",
     "random",
     sorted(STRATEGIES),
-    "Search strategy: random (uniform, no isomorphic repeats), evolution (regularized "
-    "evolution), controller (RL controller, REINFORCE or PPO), morphism (network "
+    "Search strategy: random (uniform, no isomorphic repeats), grid (every architecture "
+    "of a small space, in order), evolution (regularized evolution), local (local search "
+    "over one-decision neighbours), bananas (predictor-guided, BANANAS), controller (RL "
+    "controller, REINFORCE or PPO), morphism (network "
     "morphism: children grow trained networks and inherit their weights); one-shot, "
     "with a weight-sharing supernet of a nasnet or nasbench201 space that ranks the "
     "candidates the trials train: oneshot (uniform path dropout, Bender et al.), spos, "

@@ -4,6 +4,7 @@ from kerasnas.oracles.bananas import BananasOracle
 from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
 from kerasnas.oracles.controller import ControllerOracle
 from kerasnas.oracles.evolution import EvolutionOracle
+from kerasnas.oracles.grid import GridSearchOracle
 from kerasnas.oracles.local import LocalSearchOracle
 from kerasnas.oracles.morphism import MorphismOracle
 from kerasnas.oracles.oneshot import (
@@ -19,6 +20,7 @@ from kerasnas.oracles.random import RandomSearchOracle
 # `python -m kerasnas`; an oracle's `cli_flags` maps the flags it takes to its arguments.
 STRATEGIES = {
     "random": RandomSearchOracle,
+    "grid": GridSearchOracle,
     "evolution": EvolutionOracle,
     "controller": ControllerOracle,
     "morphism": MorphismOracle,
@@ -60,6 +62,7 @@ __all__ = [
     "ENASOracle",
     "EvolutionOracle",
     "GDASOracle",
+    "GridSearchOracle",
     "LocalSearchOracle",
     "MorphismOracle",
     "NasOracle",

@@ -1,0 +1,75 @@
+"""Tests of grid search (`strategy="grid"`): exhaustive, ordered, deduplicated, resumable."""
+
+import itertools
+
+import pytest
+
+import kerasnas as kn
+from tests import tiny
+from tests.local_test import hand_table, keys_of, landscape, search, six_layers
+
+
+def test_grid_enumerates_every_architecture_once_in_order_then_stops(tmp_path, capsys):
+    space = kn.spaces.MacroSpace(stages=(1, 1, 1))  # 27 architectures, keys "000".."222"
+    s = kn.Search(space, "grid", evaluator=hand_table(space), max_trials=100, seed=0,
+                  directory=str(tmp_path), project_name="p")  # fmt: skip
+    s.fit()
+    keys = keys_of(space, s)
+    assert keys == ["".join(p) for p in itertools.product("012", repeat=3)]
+    assert "search stopped: the grid is done: all 27 distinct architectures have been tried" in (
+        capsys.readouterr().out
+    )
+    assert s.oracle.stop_reason.startswith("the grid is done")
+
+
+def test_grid_skips_isomorphic_cells(tmp_path):
+    # Two blocks of two ops: swapping a block's two inputs gives the same cell.
+    space = tiny.space(num_blocks=1, ops=["identity", "max_pool_3x3"])
+    distinct = {a.hash() for a in space.enumerate()}
+    oracle = kn.oracles.GridSearchOracle(space, max_trials=len(distinct) + 5, seed=0)
+    assert len(oracle.grid()) == len(distinct) < sum(1 for _ in space.enumerate())
+    order = [a.hash() for a in oracle.grid()]
+    first_seen = list(dict.fromkeys(a.hash() for a in space.enumerate()))
+    assert order == first_seen  # Each cell at its first place in the enumeration.
+
+
+def test_grid_finds_the_best_of_a_table_and_ignores_the_seed(tmp_path):
+    space = six_layers()  # 729 architectures; the best, "000000", is isolated.
+    bench = hand_table(space)
+    runs = [search(space, bench, tmp_path, 729, project=f"s{seed}", strategy="grid", seed=seed)
+            for seed in (0, 1)]  # fmt: skip
+    assert keys_of(space, runs[0]) == keys_of(space, runs[1])
+    keys = keys_of(space, runs[0])
+    assert len(keys) == len(set(keys)) == 729 and keys[-1] == "222222"
+    best = runs[0].best_trials(1)[0]
+    assert space.key(best.hyperparameters.values) == "000000" and best.score == landscape("000000")
+
+
+def test_grid_resumes_where_it_stopped(tmp_path):
+    space = six_layers()
+    bench = hand_table(space)
+    whole = keys_of(space, search(space, bench, tmp_path, 30, project="whole", strategy="grid"))
+    search(space, bench, tmp_path, 12, project="parts", strategy="grid")
+    resumed = search(space, bench, tmp_path, 30, project="parts", strategy="grid")
+    assert keys_of(space, resumed) == whole
+
+
+def test_grid_proposes_distinct_architectures_to_parallel_workers(tmp_path):
+    space = six_layers()
+    oracle = kn.oracles.GridSearchOracle(space, max_trials=10, seed=0)
+    oracle._set_project_dir(str(tmp_path), "parallel")
+    oracle.verbose = 0
+    trials = [oracle.create_trial(f"w{i}") for i in range(4)]
+    assert [space.key(t.hyperparameters.values) for t in trials] == [
+        "000000",
+        "000001",
+        "000002",
+        "000010",
+    ]
+
+
+def test_grid_refuses_a_space_too_large_to_enumerate():
+    space = kn.spaces.NASNetSpace()
+    with pytest.raises(ValueError, match=r"has [\d,]+ decision combinations.*'random'") as err:
+        kn.Search(space, "grid", max_trials=5)
+    assert f"{space.cardinality():,}" in str(err.value)
