@@ -338,6 +338,12 @@ def _check_space(space: SearchSpace) -> None:
     """Refuses a space whose trial values cannot carry a lineage (`morph/*` values)."""
     if not isinstance(space, SearchSpace):
         return  # NasOracle names the problem.
+    if not getattr(space, "morphable", True):
+        raise ValueError(
+            f"MorphismOracle cannot search a {type(space).__name__}: kerasnas.morph does not "
+            "transform its models. Search it with 'random', 'grid', 'evolution', 'local', "
+            "'bananas' or 'controller', or search a ChainSpace or a NASNetSpace with morphism."
+        )
     values = space.encode(space.sample(np.random.default_rng(0)))
     try:
         space.decode({**values, **lineage.Lineage().values()})

@@ -8,6 +8,7 @@ from kerasnas.spaces.macro import MacroSpace
 from kerasnas.spaces.nasbench101 import NASBench101Space
 from kerasnas.spaces.nasbench201 import NASBench201Space
 from kerasnas.spaces.nasnet import NASNetSpace
+from kerasnas.spaces.rnn import RNNCellSpace
 
 #: Spaces by name: the `--space` values of the command line (`python -m kerasnas`).
 #: Each class's `cli_flags` maps the command-line flags it takes to its constructor
@@ -19,6 +20,7 @@ SPACES: dict[str, type[SearchSpace]] = {
     "macro": MacroSpace,
     "nasbench101": NASBench101Space,
     "nasbench201": NASBench201Space,
+    "rnn": RNNCellSpace,
 }
 
 __all__ = [
@@ -31,5 +33,6 @@ __all__ = [
     "NASBench101Space",
     "NASBench201Space",
     "NASNetSpace",
+    "RNNCellSpace",
     "SearchSpace",
 ]
