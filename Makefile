@@ -30,13 +30,17 @@ demo: $(VENV)/.installed
 	$(PY) examples/quickstart.py
 
 # Best effort: Debian's Fashion-MNIST IDX files (kn.data.load("fashion_mnist") falls back to
-# tensorflow-datasets without them, and the tests that read them skip).
+# tensorflow-datasets without them) and its fortunes (an English text corpus,
+# kn.data.FORTUNES_DIR); the tests that read them skip without them.
 datasets:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
-	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; } || \
-	  echo "note: could not install dataset-fashion-mnist; its tests will skip"; \
-	fi
+	@for pair in dataset-fashion-mnist:/usr/share/datasets/fashion-mnist fortunes:/usr/share/games/fortunes; do \
+	  pkg=$${pair%%:*}; dir=$${pair#*:}; \
+	  if [ ! -d $$dir ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -qq $$pkg >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$pkg >/dev/null 2>&1; } || \
+	    echo "note: could not install $$pkg; its tests will skip"; \
+	  fi; \
+	done
 
 test: $(VENV)/.installed-test datasets
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=20

@@ -1,5 +1,7 @@
 """Tests of the ENAS recurrent cell space (`kn.spaces.RNNCellSpace`) and its `ENASCell`."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -115,7 +117,7 @@ def test_bad_arguments_shapes_and_strategies_are_refused():
     with pytest.raises(ValueError, match="dropout must lie in"):
         kn.spaces.RNNCellSpace(dropout=1.0)
     with pytest.raises(ValueError, match=r"sequences of shape \(steps, features\)"):
-        kn.spaces.RNNCellSpace(input_shape=(10,))
+        kn.spaces.RNNCellSpace(input_shape=(2, 3, 4, 5))
     with pytest.raises(ValueError, match="MorphismOracle cannot search a RNNCellSpace"):
         kn.Search(small(), "morphism", max_trials=2)
     with pytest.raises(ValueError, match="no supernet for RNNCellSpace"):
@@ -132,3 +134,81 @@ def test_a_search_on_digits_read_row_by_row(tmp_path):
     assert [r["status"] for r in results] == ["COMPLETED", "COMPLETED"]
     assert search.space.input_shape == (8, 8, 1) and search.space.num_classes == 10
     assert search.best_model()(xv[:3], training=False).shape == (3, 10)
+
+
+# -- Language modelling: text data and token sequences ------------------------------
+TEXT = "the quick brown fox jumps over the lazy dog. " * 40  # 1,800 characters
+
+
+def test_text_files_become_next_character_windows(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT)
+    (x, y), (xv, yv), (xt, yt) = kn.data.load(f"text:{path}", seq_len=10)
+    chars = kn.data.vocabulary(TEXT)
+    assert chars == " .abcdefghijklmnopqrstuvwxyz" and len(set(x.ravel())) <= len(chars)
+    assert x.dtype == y.dtype == np.int64 and x.shape == y.shape and x.shape[1] == 10
+    # Contiguous pieces of 90 / 5 / 5 %, cut into non-overlapping windows.
+    assert (len(x), len(xv), len(xt)) == ((1620 - 1) // 10, (90 - 1) // 10, (90 - 1) // 10)
+    decode = np.vectorize(lambda t: chars[t])
+    assert "".join(decode(x[:2]).ravel()) == TEXT[:20]
+    assert "".join(decode(y[0])) == TEXT[1:11]
+    assert "".join(decode(xv[0])) == TEXT[1620:1630]
+    # A folder is its files in name order; fortune's .dat index files are skipped.
+    (tmp_path / "b").write_text("bbbb")
+    (tmp_path / "a.dat").write_bytes(b"\x00\x01")
+    assert kn.data.read_text(tmp_path) == "bbbb\n" + TEXT
+
+
+def test_bad_text_input_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no file or folder"):
+        kn.data.load(f"text:{tmp_path / 'missing.txt'}")
+    (tmp_path / "short.txt").write_text("tiny")
+    with pytest.raises(ValueError, match="shorter than one window of seq_len=64"):
+        kn.data.load(f"text:{tmp_path / 'short.txt'}")
+    with pytest.raises(ValueError, match="seq_len must be an integer >= 1"):
+        kn.data.load(f"text:{tmp_path / 'short.txt'}", seq_len=0)
+    (tmp_path / "bin.txt").write_bytes(b"ab\x00cd")
+    with pytest.raises(ValueError, match="not a text file"):
+        kn.data.load(f"text:{tmp_path / 'bin.txt'}")
+    with pytest.raises(ValueError, match=r"does not take seq_len= \(only 'text:' do"):
+        kn.data.load("digits", seq_len=8)
+
+
+def test_token_sequences_are_examined_as_one_label_per_step():
+    x = np.array([[0, 1, 2], [2, 1, 0]])
+    seen = kn.data.examine(x, np.array([[1, 2, 5], [1, 0, 1]]))
+    assert seen.input_shape == (3,) and seen.num_labels == 6 and seen.y.shape == (2, 3)
+    one_hot = kn.data.examine(np.ones((2, 3)), np.eye(3)[[0, 2]])  # Not tokens: one-hot rows.
+    assert one_hot.y.tolist() == [0, 2] and one_hot.num_labels == 3
+
+
+def test_a_language_model_search_reports_bits_per_character(tmp_path):
+    import keras_tuner
+
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT)
+    (x, y), (xv, yv), (xt, yt) = kn.data.load(f"text:{path}", seq_len=12)
+    space = kn.spaces.RNNCellSpace(num_nodes=2, units=8)  # Vocabulary and length from the data.
+    objective = keras_tuner.Objective("val_bits_per_character", "min")
+    search = kn.Search(space, "random", objective=objective, max_trials=1, seed=0,
+                       directory=str(tmp_path), project_name="lm", verbose=0)  # fmt: skip
+    search.fit(x, y, validation_data=(xv, yv), epochs=1, batch_size=32)
+    assert space.input_shape == (12,) and space.num_classes == len(kn.data.vocabulary(TEXT))
+    metrics = search.results()[0]["metrics"]
+    assert metrics["val_bits_per_character"] == pytest.approx(
+        metrics["val_loss"] / np.log(2), rel=1e-4
+    )
+    model = keras.models.load_model(search.export(tmp_path / "lm.keras"))
+    assert model(xt[:2], training=False).shape == (2, 12, space.num_classes)
+    scores = model.evaluate(xt, yt, verbose=0, return_dict=True)
+    assert scores["bits_per_character"] == pytest.approx(scores["loss"] / np.log(2), rel=1e-4)
+
+
+@pytest.mark.skipif(
+    not os.path.isdir(kn.data.FORTUNES_DIR),
+    reason="Debian's fortunes is not installed (make datasets installs it)",
+)
+def test_the_fortunes_corpus_loads():
+    (x, y), (xv, _), (xt, _) = kn.data.load(f"text:{kn.data.FORTUNES_DIR}", seq_len=100)
+    assert len(x) > 10 * len(xv) > 0 and len(xv) == pytest.approx(len(xt), abs=1)
+    assert x.max() < len(kn.data.vocabulary(kn.data.read_text(kn.data.FORTUNES_DIR)))

@@ -49,6 +49,7 @@ from kerasnas.data.idx import (
 )
 from kerasnas.data.npz import _load_npz
 from kerasnas.data.pipeline import _numpy_datasets, _resize_numpy, to_dataset
+from kerasnas.data.text import FORTUNES_DIR, _load_text, read_text, vocabulary
 from kerasnas.data.tfds import _tfds_datasets, _tfds_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +62,7 @@ __all__ = [
     "FASHION_MNIST_ENV",
     "FASHION_MNIST_FILES",
     "FASHION_MNIST_VALIDATION",
+    "FORTUNES_DIR",
     "PREFIXES",
     "Examined",
     "Split",
@@ -70,7 +72,9 @@ __all__ = [
     "labels_to_indices",
     "load",
     "read_idx",
+    "read_text",
     "to_dataset",
+    "vocabulary",
 ]
 
 
@@ -83,6 +87,7 @@ DATASETS: dict[str, Callable[..., Splits]] = {
 PREFIXES: dict[str, str] = {
     "tfds": "tfds:NAME, any tensorflow-datasets image classification dataset (tfds:cifar10)",
     "npz": "npz:PATH, an .npz with x_train, y_train, x_test, y_test (and x_val, y_val)",
+    "text": "text:PATH, a text file (or folder of them) for character-level language modelling",
 }
 # Which load() options each kind of dataset takes (beyond as_numpy, batch_size, resize, seed).
 _OPTIONS = {
@@ -90,6 +95,7 @@ _OPTIONS = {
     "fashion_mnist": ("validation_size", "data_dir", "download"),
     "npz": ("validation_size",),
     "tfds": ("splits", "validation_size", "data_dir", "download", "cache"),
+    "text": ("seq_len",),
 }
 
 
@@ -105,6 +111,7 @@ def load(
     download: bool = True,
     cache: bool | str = True,
     seed: int | None = 0,
+    seq_len: int | None = None,
 ) -> Splits | tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
     """Loads a dataset as `((x_train, y_train), (x_val, y_val), (x_test, y_test))`.
 
@@ -128,6 +135,13 @@ def load(
             image classification dataset, e.g. `"tfds:cifar10"`,
             `"tfds:mnist"`. `"npz:PATH"`: an .npz file holding `x_train,
             y_train, x_test, y_test` and optionally `x_val, y_val`.
+            `"text:PATH"`: a text file, or a folder of text files (e.g.
+            `kerasnas.data.FORTUNES_DIR`, Debian's `fortunes`), for
+            character-level language modelling: windows of `seq_len`
+            characters as int64 tokens (`x`, shape (N, seq_len)) and the
+            same windows shifted by one character (`y`), from contiguous
+            90% / 5% / 5% pieces of the text; token i is character
+            `kerasnas.data.vocabulary(kerasnas.data.read_text(PATH))[i]`.
         splits: `"tfds:"` only: the tensorflow-datasets splits to read, as
             `(train, test)` (validation is then carved from train) or
             `(train, validation, test)`; slices and sums such as
@@ -156,6 +170,7 @@ def load(
         seed: Seed of the training data's shuffle (`as_numpy=False`); the
             order changes every epoch but is the same from run to run.
             None: a different order on each run.
+        seq_len: `"text:"` only: characters per example. Defaults to 64.
 
     Returns:
         `((x_train, y_train), (x_val, y_val), (x_test, y_test))` numpy
@@ -178,6 +193,7 @@ def load(
         "data_dir": data_dir,
         "download": download,
         "cache": cache,
+        "seq_len": seq_len,
     }
     defaults = {"download": True, "cache": True}  # The others default to None.
     given = {k: v for k, v in options.items() if v is not defaults.get(k)}
@@ -220,6 +236,8 @@ def load(
         return _tfds_numpy(name, splits, validation_size, data_dir, resize, download)
     if kind == "npz":
         loaded = _load_npz(rest.strip(), validation_size=validation_size)
+    elif kind == "text":
+        loaded = _load_text(rest.strip(), seq_len=seq_len)
     else:
         loaded = DATASETS[kind](**given)
     if resize is not None:

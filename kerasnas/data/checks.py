@@ -96,10 +96,12 @@ class Examined:
     """What `examine` learnt of a dataset.
 
     Attributes:
-        x: The examples (numpy, float32) or the `tf.data.Dataset`.
-        y: Integer labels of shape (N,), or None for a dataset.
+        x: The examples (numpy, float32; int64 tokens for token sequences)
+            or the `tf.data.Dataset`.
+        y: Integer labels of shape (N,), or (N, steps) for token sequences
+            (`is_token_sequences`: one label per step), or None for a dataset.
         input_shape: Shape of one example.
-        num_labels: One more than the largest label read: of all labels of
+        num_labels: One more than the largest label (or token) read: of all labels of
             arrays, and of a dataset read with `read_labels`; of the batches
             peeked at otherwise.
         is_dataset: Whether `x` is a `tf.data.Dataset`.
@@ -124,7 +126,9 @@ def examine(
     its `element_spec` (batched `(examples, labels)` pairs, fixed example
     shape), its contents on the first `PEEK_BATCHES` batches (at most
     `PEEK_EXAMPLES` examples); a dataset of one-hot labels is returned mapped
-    to class indices.
+    to class indices. Arrays of integer tokens of shape (N, steps) with labels
+    of the same shape are next-token prediction data (`is_token_sequences`):
+    one label per step, and `num_labels` is the vocabulary size.
 
     Args:
         x: A numpy array of examples (`y` then holds the labels), or a batched
@@ -157,6 +161,8 @@ def examine(
         raise ValueError(f"{what} is empty: x has 0 examples.")
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"{what}: x must be numeric. Received dtype {x.dtype}.")
+    if is_token_sequences(x, y):
+        return _examine_sequences(x, np.asarray(y), what)
     y = labels_to_indices(y, what)
     if len(y) != len(x):
         raise ValueError(f"{what}: x has {len(x)} examples but y has {len(y)} labels.")
@@ -167,6 +173,33 @@ def examine(
             "architecture diverged. Clean the data (replace or drop those values) before fit()."
         )
     return Examined(x, y, tuple(x.shape[1:]), int(y.max()) + 1, False)
+
+
+def is_token_sequences(x: np.ndarray, y: Any) -> bool:
+    """Whether `(x, y)` is next-token prediction: integer tokens of shape (N, steps) both.
+
+    Such `y` holds one label per step (e.g. `load("text:PATH")`), not one-hot rows.
+    """
+    y = np.asarray(y)
+    if x.ndim != 2 or y.shape != x.shape or x.shape[1] < 2:
+        return False
+    integral = all(
+        np.issubdtype(a.dtype, np.integer)
+        or (np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0))
+        for a in (x, y)
+    )
+    one_hot = np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
+    return bool(integral and not one_hot)
+
+
+def _examine_sequences(x: np.ndarray, y: np.ndarray, what: str) -> Examined:
+    """Token sequences and their per-step labels; the vocabulary covers both."""
+    if len(x) == 0:
+        raise ValueError(f"{what} is empty: x has 0 examples.")
+    if min(x.min(), y.min()) < 0:
+        raise ValueError(f"{what}: tokens and labels must be indices >= 0.")
+    vocabulary = int(max(x.max(), y.max())) + 1
+    return Examined(x.astype("int64"), y.astype("int64"), tuple(x.shape[1:]), vocabulary, False)
 
 
 def labels_to_indices(y: Any, what: str) -> np.ndarray:

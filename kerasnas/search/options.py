@@ -42,7 +42,7 @@ SET_BY_KERASNAS = {
 }
 # Words of metric names that are better high, and better low (for a warning only).
 _BETTER_HIGH = ("acc", "auc", "precision", "recall")
-_BETTER_LOW = ("loss", "error")
+_BETTER_LOW = ("loss", "error", "bits_per", "perplexity")
 
 
 def check_fit_arguments(fit_kwargs: dict[str, Any]) -> tuple[float, dict[str, Any]]:

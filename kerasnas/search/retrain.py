@@ -88,7 +88,7 @@ def retrain(
         model = tuner.build_model(trial)
         if recipe is not None:
             with scope(search.distribution_strategy):
-                recipe.replace(epochs=epochs).compile(model, steps, search.space.metrics)
+                recipe.replace(epochs=epochs).compile(model, steps, search.space.compile_metrics())
         return model
 
     best: tuple[float, keras.Model] | None = None

@@ -98,6 +98,10 @@ class SearchSpace(keras_tuner.HyperModel):
             "input_shape": list(self.input_shape) if self.input_shape else None,
         }
 
+    def compile_metrics(self) -> list[Any]:
+        """What the models are compiled with for `metrics`: names, or Keras metric objects."""
+        return list(self.metrics)
+
     def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
         """Raises ValueError when examples of this shape cannot be modelled."""
         if self.input_rank == 3 and len(input_shape) != 3:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,7 +46,12 @@ class RNNCellSpace(SearchSpace):
     The examples are sequences of shape `(steps, features)`, or images of
     shape `(height, width, channels)`, which are read row by row (`height`
     steps of `width * channels` features), so every image dataset of kerasnas
-    is also a sequence classification task.
+    is also a sequence classification task. Integer tokens of shape `(steps,)`
+    with labels of the same shape (`kn.data.load("text:PATH")`) are next-token
+    prediction (language modelling): an embedding of `units` comes first,
+    every step is classified, `num_classes` is the vocabulary, and the models
+    also report `bits_per_character` (`BitsPerCharacter`; search on
+    `"val_loss"`, or `keras_tuner.Objective("val_bits_per_character", "min")`).
 
     Decisions: `node_1/activation`, then for j = 2..num_nodes `node_j/input`
     (1..j-1) and `node_j/activation`. The architecture is one cell (`"rnn"`):
@@ -55,8 +61,8 @@ class RNNCellSpace(SearchSpace):
 
     Args:
         num_classes: Number of classes; taken from the labels when None.
-        input_shape: `(steps, features)` or `(height, width, channels)`;
-            taken from the data when None.
+        input_shape: `(steps,)` of tokens, `(steps, features)` or
+            `(height, width, channels)`; taken from the data when None.
         num_nodes: Nodes of the cell. Defaults to 8, the paper's; use fewer
             on a CPU.
         units: Size of the recurrent state. Defaults to 64.
@@ -116,13 +122,24 @@ class RNNCellSpace(SearchSpace):
         }
 
     def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
-        if len(input_shape) not in (2, 3):
+        if len(input_shape) not in (1, 2, 3):
             raise ValueError(
-                "RNNCellSpace needs sequences of shape (steps, features), or images of "
-                "shape (height, width, channels) that it reads row by row. Received "
-                f"examples of shape {input_shape}; add a feature axis to a sequence of "
-                "numbers (x[..., None])."
+                "RNNCellSpace needs token sequences of shape (steps,), sequences of shape "
+                "(steps, features), or images of shape (height, width, channels) that it "
+                f"reads row by row. Received examples of shape {input_shape}."
             )
+
+    @property
+    def tokens(self) -> bool:
+        """Whether the examples are token sequences (next-token prediction)."""
+        return self.input_shape is not None and len(self.input_shape) == 1
+
+    @property
+    def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("accuracy", "bits_per_character") if self.tokens else ("accuracy",)
+
+    def compile_metrics(self) -> list[Any]:
+        return ["accuracy", BitsPerCharacter()] if self.tokens else ["accuracy"]
 
     # -- Values <-> architectures ---------------------------------------------
     def decode(self, values: Mapping[str, Scalar]) -> Architecture:
@@ -145,20 +162,30 @@ class RNNCellSpace(SearchSpace):
     # -- Models -----------------------------------------------------------------
     def build_model(self, arch: Architecture) -> keras.Model:
         inputs_of, activations = _plan(self.encode(arch), self.num_nodes)
-        inputs = keras.Input(shape=self.input_shape)
+        tokens = self.tokens  # Next-token prediction: one output per step.
+        inputs = keras.Input(shape=self.input_shape, dtype="int64" if tokens else None)
         x = inputs
-        if len(self.input_shape) == 3:  # Images, read row by row.
+        if tokens:
+            x = layers.Embedding(self.num_classes, self.units, name="embedding")(x)
+        elif len(self.input_shape) == 3:  # Images, read row by row.
             height, width, channels = self.input_shape
             x = layers.Reshape((height, width * channels), name="rows")(x)
         for layer in range(self.num_layers):
             cell = ENASCell(self.units, inputs_of, activations, name=f"enas_cell_{layer}")
             last = layer == self.num_layers - 1
-            x = layers.RNN(cell, return_sequences=not last, name=f"rnn_{layer}")(x)
+            x = layers.RNN(cell, return_sequences=tokens or not last, name=f"rnn_{layer}")(x)
             if self.dropout:
                 x = layers.Dropout(self.dropout)(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
-        return compile_classifier(model, self.learning_rate)
+        if not tokens:
+            return compile_classifier(model, self.learning_rate)
+        model.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=self.compile_metrics(),
+        )
+        return model
 
 
 def _plan(values: Mapping[str, Scalar], num_nodes: int) -> tuple[list[int], list[str]]:
@@ -298,3 +325,18 @@ class ENASCell(layers.Layer):
             "inputs": self.node_inputs,
             "activations": self.activations,
         }
+
+
+@keras.saving.register_keras_serializable(package="kerasnas")
+class BitsPerCharacter(keras.metrics.Mean):
+    """Mean cross-entropy of next-token predictions in bits (nats / ln 2).
+
+    Perplexity per character is `2 ** bits_per_character`.
+    """
+
+    def __init__(self, name: str = "bits_per_character", dtype: Any = None):
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        nats = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        return super().update_state(nats / math.log(2.0), sample_weight=sample_weight)

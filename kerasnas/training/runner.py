@@ -80,7 +80,7 @@ class _TrialBuild:
         runner = self.runner
         if runner.recipe is not None:
             with self.scope():
-                runner.recipe.compile(model, runner.steps_per_epoch, runner.space.metrics)
+                runner.recipe.compile(model, runner.steps_per_epoch, runner.space.compile_metrics())
         return model
 
     def scope(self) -> contextlib.AbstractContextManager:
