@@ -35,6 +35,7 @@ NOTEBOOKS = {
     "multi_gpu.ipynb": ("multi_gpu.py", True),
     "morphism.ipynb": ("morphism.py", True),
     "oneshot.ipynb": ("oneshot.py", True),
+    "rnn_cell.ipynb": ("rnn_cell.py", True),
 }
 #: Environment variable of the quick mode (tiny budgets, offline data) that CI uses.
 QUICK_ENV = "KERASNAS_QUICK"

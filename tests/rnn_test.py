@@ -9,6 +9,7 @@ import pytest
 import kerasnas as kn
 from kerasnas.architecture import OutOfSpaceError
 from kerasnas.spaces.rnn import ENASCell, loose_ends
+from kerasnas.training import inputs as inputs_module
 from tests import tiny
 
 
@@ -120,8 +121,19 @@ def test_bad_arguments_shapes_and_strategies_are_refused():
         kn.spaces.RNNCellSpace(input_shape=(2, 3, 4, 5))
     with pytest.raises(ValueError, match="MorphismOracle cannot search a RNNCellSpace"):
         kn.Search(small(), "morphism", max_trials=2)
-    with pytest.raises(ValueError, match="no supernet for RNNCellSpace"):
-        kn.Search(small(), "enas", max_trials=2)
+    space = small(num_classes=4, input_shape=(6,))
+    with pytest.raises(ValueError, match="kind must be 'lstm' or 'gru'"):
+        space.baseline("rnn")
+    with pytest.raises(ValueError, match="no input shape or classes yet"):
+        small().baseline("lstm")
+    target = space.build(space.sample(np.random.default_rng(0))).count_params()
+    for kind in ("lstm", "gru"):  # The closest weight count its units can give.
+        model = space.baseline(kind, params=target)
+        units = model.get_layer(f"{kind}_0").units
+        nearby = [small(num_classes=4, input_shape=(6,), units=u).baseline(kind).count_params()
+                  for u in (units - 1, units + 1)]  # fmt: skip
+        assert abs(model.count_params() - target) <= min(abs(n - target) for n in nearby)
+        assert space.baseline(kind).get_layer(f"{kind}_0").units == space.units
 
 
 def test_a_search_on_digits_read_row_by_row(tmp_path):
@@ -180,6 +192,12 @@ def test_token_sequences_are_examined_as_one_label_per_step():
     assert seen.input_shape == (3,) and seen.num_labels == 6 and seen.y.shape == (2, 3)
     one_hot = kn.data.examine(np.ones((2, 3)), np.eye(3)[[0, 2]])  # Not tokens: one-hot rows.
     assert one_hot.y.tolist() == [0, 2] and one_hot.num_labels == 3
+    # A token only the validation text holds widens the vocabulary (no refusal, as for
+    # classes: a language model must give every character a probability).
+    inputs = inputs_module.examine_inputs(x, np.array([[1, 2, 0], [1, 0, 1]]), (x, x + 4))
+    space = small()
+    inputs_module.configure_space(space, inputs)
+    assert space.num_classes == 7 and space.input_shape == (3,)
 
 
 def test_a_language_model_search_reports_bits_per_character(tmp_path):

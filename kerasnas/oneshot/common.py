@@ -73,11 +73,14 @@ def supernet_class(space: SearchSpace) -> Callable[..., Supernet]:
         ValueError: for a space without a supernet.
     """
     from kerasnas.oneshot.nasnet import NASNetSupernet
+    from kerasnas.oneshot.rnn import RNNSupernet
     from kerasnas.spaces.nasnet import NASNetSpace
+    from kerasnas.spaces.rnn import RNNCellSpace
 
     builders: dict[type, Callable[..., Supernet]] = {
         NASBench201Space: NASBench201Supernet,
         NASNetSpace: NASNetSupernet,
+        RNNCellSpace: RNNSupernet,
     }
     builder = next((b for t, b in builders.items() if isinstance(space, t)), None)
     if builder is None:

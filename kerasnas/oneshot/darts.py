@@ -254,6 +254,7 @@ class Darts:
     # -- Architecture steps -----------------------------------------------------
     def _loss(self, x, y, weights, active):
         logits = self.supernet(x, weights, active, training=True)
+        y = tf.reshape(y, [-1])  # Token sequences: one label per step, as the logits.
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
 
     def _arch_step_fn(self, xv, yv, xt, yt, noise, tau, xi):

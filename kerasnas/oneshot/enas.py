@@ -98,7 +98,7 @@ def train(context: Context, options: EnasOptions) -> Trained:
             choices, logp = policy.sample(rng)
             path = supernet.path(policy.choice_values(choices))
             logits = trainer.logits(x, path, training=True)
-            reward = float(np.mean(np.argmax(logits.numpy(), -1) == y))
+            reward = float(np.mean(np.argmax(logits.numpy(), -1) == np.reshape(y, -1)))
             policy.observe(choices, logp, reward)
             rewards.append(reward)
         record = {

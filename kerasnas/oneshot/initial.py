@@ -12,8 +12,6 @@ from typing import Any
 import keras
 import keras_tuner
 
-from kerasnas.spaces.base import compile_classifier
-
 # The trial value that names a candidate's exported model (a `.keras` file).
 INIT_KEY = "oneshot/init"
 
@@ -23,7 +21,7 @@ def load_candidate(path: str, space: Any, context: Any) -> keras.Model:
 
     Args:
         path: The `.keras` file the oracle exported when it ranked.
-        space: The trial's `SearchSpace` (for its learning rate).
+        space: The trial's `SearchSpace` (`space.compile_model` compiles it).
         context: The runner's `kerasnas.oracles.TrialContext`; the trial
             records `inherited=1`.
     """
@@ -37,4 +35,4 @@ def load_candidate(path: str, space: Any, context: Any) -> keras.Model:
         context.record(metrics={"inherited": 1.0})
     with context.scope():
         model = keras.models.load_model(path, compile=False)
-        return compile_classifier(model, getattr(space, "learning_rate", 1e-3))
+        return space.compile_model(model)

@@ -30,7 +30,7 @@ from keras import layers, ops
 
 from kerasnas.architecture import Scalar
 from kerasnas.spaces import ops as space_ops
-from kerasnas.spaces.base import SearchSpace, compile_classifier
+from kerasnas.spaces.base import SearchSpace
 
 #: The trial value naming the `.keras` file (a standalone model initialised from the
 #: supernet) that a one-shot trial's model starts from.
@@ -391,5 +391,4 @@ class Supernet(keras.Model):
         It computes what `space.build_model` would build, initialised from the
         supernet, and is compiled the way the space compiles its models.
         """
-        model = self.export_path(values)
-        return compile_classifier(model, getattr(self.space, "learning_rate", 1e-3))
+        return self.space.compile_model(self.export_path(values))

@@ -20,9 +20,15 @@ Sampler = Callable[[int, int, np.random.Generator], tuple[np.ndarray, np.ndarray
 
 
 def sparse_labels(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """Turns one-hot label rows into class indices (int32)."""
+    """Turns one-hot label rows into class indices (int32).
+
+    Token sequences `(batch, steps)` keep their labels of the same shape (one
+    per step); the trainer flattens them as the supernet flattens its logits.
+    """
 
     def to_index(x, y):
+        if len(x.shape) == 2 and len(y.shape) == 2 and x.shape[-1] == y.shape[-1]:
+            return tf.cast(x, "float32"), tf.cast(y, "int32")  # Next-token labels.
         if len(y.shape) > 1 and y.shape[-1] is not None and y.shape[-1] > 1:
             y = tf.argmax(y, axis=-1)
         return tf.cast(x, "float32"), tf.cast(tf.reshape(y, [-1]), "int32")

@@ -102,6 +102,16 @@ class SearchSpace(keras_tuner.HyperModel):
         """What the models are compiled with for `metrics`: names, or Keras metric objects."""
         return list(self.metrics)
 
+    def compile_model(self, model: keras.Model) -> keras.Model:
+        """Compiles a model of the space (e.g. a loaded or extracted one) as it compiles its own:
+        Adam at the space's `learning_rate`, sparse cross-entropy, `compile_metrics()`."""
+        model.compile(
+            optimizer=keras.optimizers.Adam(getattr(self, "learning_rate", 1e-3)),
+            loss="sparse_categorical_crossentropy",
+            metrics=self.compile_metrics(),
+        )
+        return model
+
     def check_input_shape(self, input_shape: tuple[int, ...]) -> None:
         """Raises ValueError when examples of this shape cannot be modelled."""
         if self.input_rank == 3 and len(input_shape) != 3:
@@ -308,16 +318,6 @@ def classifier_head(x: Any, num_classes: int, name: str | None = "classifier") -
     recommends for numerically stable outputs.
     """
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)
-
-
-def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
-    """Compiles a softmax classifier the way every kerasnas space does."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=list(SearchSpace.metrics),
-    )
-    return model
 
 
 class ChoiceSpace(SearchSpace):

@@ -15,7 +15,6 @@ from kerasnas.spaces.base import (
     SearchSpace,
     check_choices,
     classifier_head,
-    compile_classifier,
 )
 
 
@@ -129,4 +128,4 @@ class ChainSpace(SearchSpace):
         x = layers.GlobalAveragePooling2D(name="gap")(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
-        return compile_classifier(model, self.learning_rate)
+        return self.compile_model(model)

@@ -10,7 +10,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import ChoiceSpace, Decision, classifier_head, compile_classifier
+from kerasnas.spaces.base import ChoiceSpace, Decision, classifier_head
 
 #: The width multipliers of each layer; the benchmark key's digits `1`..`4` in this order.
 CHANNEL_WIDTHS = (0.25, 0.5, 0.75, 1.0)
@@ -143,7 +143,7 @@ class ChannelSpace(ChoiceSpace):
         x = layers.GlobalAveragePooling2D()(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{self.key(self.encode(arch))}")
-        return compile_classifier(model, self.learning_rate)
+        return self.compile_model(model)
 
 
 def _conv_bn(x, filters: int, kernel: int, strides: int = 1):

@@ -15,7 +15,6 @@ from kerasnas.spaces.base import (
     SearchSpace,
     check_choices,
     classifier_head,
-    compile_classifier,
 )
 
 HEADS = ("gap", "dense")
@@ -176,4 +175,4 @@ class ConvNetSpace(SearchSpace):
             x = layers.Dropout(float(values["dropout"]), name="dropout")(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
-        return compile_classifier(model, self.learning_rate)
+        return self.compile_model(model)

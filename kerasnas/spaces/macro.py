@@ -10,7 +10,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import ChoiceSpace, Decision, classifier_head, compile_classifier
+from kerasnas.spaces.base import ChoiceSpace, Decision, classifier_head
 
 # The benchmark's key digits: 0 identity, 1 MBv2 block e3 k3, 2 MBv2 block e6 k5.
 MACRO_OPS = ("identity", "mb_e3_k3", "mb_e6_k5")
@@ -110,7 +110,7 @@ class MacroSpace(ChoiceSpace):
         x = layers.GlobalAveragePooling2D()(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{self.key(values)}")
-        return compile_classifier(model, self.learning_rate)
+        return self.compile_model(model)
 
 
 def _macro_layer(op: str, x, channels: int, out: int, strides: int):

@@ -15,7 +15,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar, graph_hash
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.base import Decision, SearchSpace, classifier_head
 from kerasnas.spaces.encoding import PathEncoder
 from kerasnas.spaces.nasbench101_records import (  # noqa: F401 - their old home
     NASBenchEvaluation,
@@ -323,7 +323,7 @@ class NASBench101Space(SearchSpace):
         x = layers.GlobalAveragePooling2D()(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
-        return compile_classifier(model, self.learning_rate)
+        return self.compile_model(model)
 
 
 def _check_cell(cell: Cell) -> None:

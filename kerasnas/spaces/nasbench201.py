@@ -11,7 +11,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.base import Decision, SearchSpace, classifier_head
 from kerasnas.spaces.encoding import PathEncoder
 
 #: The benchmark's five edge ops, in the benchmark's order.
@@ -268,7 +268,7 @@ class NASBench201Space(SearchSpace):
         x = layers.GlobalAveragePooling2D()(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
-        return compile_classifier(model, self.learning_rate)
+        return self.compile_model(model)
 
 
 def _cell_of(values: Mapping[str, Scalar]) -> Cell:

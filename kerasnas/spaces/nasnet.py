@@ -11,7 +11,7 @@ from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
 from kerasnas.spaces import ops as ops_module
-from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.base import Decision, SearchSpace, classifier_head
 from kerasnas.spaces.encoding import PathEncoder
 
 DEFAULT_OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
@@ -232,7 +232,7 @@ class NASNetSpace(SearchSpace):
             x = layers.Dropout(self.dropout, name="dropout")(x)
         outputs = classifier_head(x, self.num_classes)
         model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
-        return compile_classifier(model, self.learning_rate)
+        return self.compile_model(model)
 
 
 def _build_cell(cell: Cell, prev, prev_prev, filters: int, reduction: bool, name: str):

@@ -10,7 +10,7 @@ import keras
 from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
-from kerasnas.spaces.base import Decision, SearchSpace, classifier_head, compile_classifier
+from kerasnas.spaces.base import Decision, SearchSpace, classifier_head
 
 #: The activations a node chooses among, as in ENAS.
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
@@ -162,30 +162,71 @@ class RNNCellSpace(SearchSpace):
     # -- Models -----------------------------------------------------------------
     def build_model(self, arch: Architecture) -> keras.Model:
         inputs_of, activations = _plan(self.encode(arch), self.num_nodes)
+
+        def recurrent(layer: int, sequences: bool) -> layers.Layer:
+            cell = ENASCell(self.units, inputs_of, activations, name=f"enas_cell_{layer}")
+            return layers.RNN(cell, return_sequences=sequences, name=f"rnn_{layer}")
+
+        return self._model(recurrent, self.units, f"{self.name}_{arch.hash()[:8]}")
+
+    def baseline(self, kind: str, params: int | None = None) -> keras.Model:
+        """The space's model with Keras's own `"lstm"` or `"gru"` layer instead of the cell.
+
+        Input handling, depth, dropout, head, loss, metrics and optimizer are the
+        space's, so a searched cell and the baseline train alike. The space needs
+        its input shape and classes (given, or set by `Search.fit`).
+
+        Args:
+            kind: `"lstm"` (`keras.layers.LSTM`) or `"gru"` (`keras.layers.GRU`).
+            params: The units are chosen so that the model has the weight
+                count closest to this (e.g. a searched model's `count_params()`);
+                None: the space's `units`.
+        """
+        recurrent_layers = {"lstm": layers.LSTM, "gru": layers.GRU}
+        if kind not in recurrent_layers:
+            raise ValueError(f"kind must be 'lstm' or 'gru'. Received: {kind!r}.")
+        if self.input_shape is None or self.num_classes is None:
+            raise ValueError(
+                "The space has no input shape or classes yet: pass input_shape and "
+                "num_classes to RNNCellSpace, or call Search.fit first."
+            )
+
+        def make(units: int) -> keras.Model:
+            def recurrent(layer: int, sequences: bool) -> layers.Layer:
+                return recurrent_layers[kind](
+                    units, return_sequences=sequences, name=f"{kind}_{layer}"
+                )
+
+            return self._model(recurrent, units, f"{self.name}_{kind}")
+
+        if params is None:
+            return make(self.units)
+        low, high = 1, 1
+        while make(high).count_params() < params:  # Weights grow with the units.
+            low, high = high, high * 2
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if make(middle).count_params() < params else (low, middle)
+        closest = min((low, high), key=lambda u: abs(make(u).count_params() - params))
+        return make(closest)
+
+    def _model(self, recurrent: Any, units: int, name: str) -> keras.Model:
+        """Input handling, `recurrent(layer, return_sequences)` layers, dropout, head."""
         tokens = self.tokens  # Next-token prediction: one output per step.
         inputs = keras.Input(shape=self.input_shape, dtype="int64" if tokens else None)
         x = inputs
         if tokens:
-            x = layers.Embedding(self.num_classes, self.units, name="embedding")(x)
+            x = layers.Embedding(self.num_classes, units, name="embedding")(x)
         elif len(self.input_shape) == 3:  # Images, read row by row.
             height, width, channels = self.input_shape
             x = layers.Reshape((height, width * channels), name="rows")(x)
         for layer in range(self.num_layers):
-            cell = ENASCell(self.units, inputs_of, activations, name=f"enas_cell_{layer}")
             last = layer == self.num_layers - 1
-            x = layers.RNN(cell, return_sequences=tokens or not last, name=f"rnn_{layer}")(x)
+            x = recurrent(layer, tokens or not last)(x)
             if self.dropout:
                 x = layers.Dropout(self.dropout)(x)
         outputs = classifier_head(x, self.num_classes)
-        model = keras.Model(inputs, outputs, name=f"{self.name}_{arch.hash()[:8]}")
-        if not tokens:
-            return compile_classifier(model, self.learning_rate)
-        model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=self.compile_metrics(),
-        )
-        return model
+        return self.compile_model(keras.Model(inputs, outputs, name=name))
 
 
 def _plan(values: Mapping[str, Scalar], num_nodes: int) -> tuple[list[int], list[str]]:

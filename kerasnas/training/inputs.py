@@ -138,10 +138,19 @@ def configure_space(space: SearchSpace, inputs: Inputs) -> None:
 
     Without the space's `num_classes`, the training labels give it, and
     validation labels beyond them are refused (they would widen the classifier
-    with classes it never trains on).
+    with classes it never trains on); for token sequences (next-token
+    prediction) the vocabulary is every token of the training and validation
+    data.
     """
     train, val = inputs.train, inputs.validation
     widened = val is not None and (val.num_labels or 0) > (train.num_labels or 0)
+    if widened and train.y is not None and train.y.ndim == 2:
+        # Token sequences: the vocabulary is every token seen; a character that only the
+        # validation text holds is a class the model must still give a probability.
+        space.configure(
+            input_shape=train.input_shape, num_classes=space.num_classes or val.num_labels
+        )
+        return
     if space.num_classes is None and widened:
         label = val.num_labels - 1  # type: ignore[union-attr,operator]
         raise ValueError(
