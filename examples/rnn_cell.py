@@ -107,7 +107,8 @@ EPOCHS = 1 if QUICK else 6
 models = {"searched cell": space.build(best)}
 for kind in ("lstm", "gru"):
     models[kind] = space.baseline(kind, params=models["searched cell"].count_params())
+FINAL = TRAIN if QUICK else 4 * TRAIN
 for name, model in models.items():
-    model.fit(x[: 4 * TRAIN], y[: 4 * TRAIN], epochs=EPOCHS, batch_size=64, verbose=0)
+    model.fit(x[:FINAL], y[:FINAL], epochs=EPOCHS, batch_size=64, verbose=0)
     bpc = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["bits_per_character"]
     print(f"{name:14s} {model.count_params():7,d} weights, test bits per character {bpc:.3f}")
