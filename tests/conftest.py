@@ -10,4 +10,3 @@ def eager():
     """Runs the test's Keras training eagerly: see `tiny.eagerly`."""
     with tiny.eagerly():
         yield
-

@@ -1,6 +1,7 @@
 """Tests of grid search (`strategy="grid"`): exhaustive, ordered, deduplicated, resumable."""
 
 import itertools
+import json
 
 import pytest
 
@@ -54,6 +55,12 @@ def test_grid_resumes_where_it_stopped(tmp_path):
     search(space, bench, tmp_path, 12, project="parts", strategy="grid")
     resumed = search(space, bench, tmp_path, 30, project="parts", strategy="grid")
     assert keys_of(space, resumed) == whole
+    # The hashes of every trial's values are rebuilt from the trial files, not stored in
+    # oracle.json (rewritten at each trial's start and end, it would grow with the project).
+    with open(tmp_path / "parts" / "oracle.json") as f:
+        assert not {"tried_so_far", "id_to_hash"} & set(json.load(f))
+    oracle = resumed.oracle
+    assert len(oracle._tried_so_far) == len(oracle._id_to_hash) == 30
 
 
 def test_grid_proposes_distinct_architectures_to_parallel_workers(tmp_path):

@@ -21,10 +21,26 @@ from kerasnas._io import CorruptStoreError, read_json, write_json
 log = logging.getLogger(__name__)
 
 
+#: keras-tuner state that lists every trial (the hashes of their values); it is rebuilt
+#: from the trial files on reload instead of being rewritten into `oracle.json` at each
+#: trial's start and end, which made a search's store cost grow with the square of its
+#: length.
+DERIVED_STATE = {"tried_so_far": [], "id_to_hash": {}}
+
+
 class StoredOracle(keras_tuner.Oracle):
     """A keras-tuner `Oracle` whose trial store survives crashes and damage."""
 
     _draws: int
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        for key in DERIVED_STATE:
+            state.pop(key, None)
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state({**DERIVED_STATE, **state})
 
     # -- The trial store: atomic writes, reads that name a corrupt file ---------
     def save(self) -> None:
@@ -59,7 +75,9 @@ class StoredOracle(keras_tuner.Oracle):
         self.ongoing_trials = {}
         for trial_id in sorted(self.trials):
             trial = self.trials[trial_id]
-            self._tried_so_far.add(self._compute_values_hash(trial.hyperparameters.values))
+            values_hash = self._compute_values_hash(trial.hyperparameters.values)
+            self._tried_so_far.add(values_hash)
+            self._id_to_hash[trial_id] = values_hash
             if trial_id not in self.start_order:
                 self.start_order.append(trial_id)
             if trial.status in finished:
@@ -70,9 +88,24 @@ class StoredOracle(keras_tuner.Oracle):
             elif trial_id not in self._retry_queue:
                 self._retry_queue.append(trial_id)
 
+    def _check_last_failures(self) -> None:
+        """keras-tuner's limit on failures in a row, checked on the latest finished trials.
+
+        keras-tuner scans every finished trial after each one; the check runs after every
+        trial, so a run of failures is seen when it forms, by its last trials.
+        """
+        limit = self.max_consecutive_failed_trials
+        last = [self.trials[t] for t in self.end_order[-limit:]] if limit else []
+        if limit and len(last) == limit:
+            if all(t.status == trial_module.TrialStatus.FAILED for t in last):
+                raise RuntimeError(
+                    f"Number of consecutive failures exceeded the limit of {limit}.\n"
+                    + (last[-1].message or "")
+                )
+
     def _check_consecutive_failures(self) -> None:
         try:
-            super()._check_consecutive_failures()
+            self._check_last_failures()
         except RuntimeError:
             # keras-tuner raises this before it saves the trial that failed last: save it
             # now, so that a resumed search does not take that trial for a running one.
