@@ -289,6 +289,10 @@ class NasTuner(keras_tuner.Tuner):
     def save(self) -> None:
         if not self._is_worker():
             self.oracle.save()
+        self._save_own_state()
+
+    def _save_own_state(self) -> None:
+        """Writes the tuner's own file (not the oracle's)."""
         if getattr(self.oracle, "should_report", True):  # Not a non-chief replica.
             write_json(self._get_tuner_fname(), self.get_state())
 
@@ -397,7 +401,10 @@ class NasTuner(keras_tuner.Tuner):
 
     def on_trial_end(self, trial: trial_module.Trial) -> None:
         try:  # Ending a trial raises when too many failed in a row: report it all the same.
-            super().on_trial_end(trial)
+            # keras-tuner's on_trial_end: end_trial (which saves the trial and the oracle's
+            # state), then save(), which would write the oracle's state a second time.
+            self.oracle.end_trial(trial)
+            self._save_own_state()
         finally:
             self._release_trial_graphs()
             if self.progress:
