@@ -286,13 +286,10 @@ class NasTuner(keras_tuner.Tuner):
         super().set_state(state)
         self._prepare_seconds = float(state.get("prepare_seconds", 0.0))
 
-    def save(self) -> None:
-        if not self._is_worker():
+    def save(self, oracle: bool = True) -> None:
+        """Writes the tuner's file and (on the chief, unless `oracle=False`) the oracle's."""
+        if oracle and not self._is_worker():
             self.oracle.save()
-        self._save_own_state()
-
-    def _save_own_state(self) -> None:
-        """Writes the tuner's own file (not the oracle's)."""
         if getattr(self.oracle, "should_report", True):  # Not a non-chief replica.
             write_json(self._get_tuner_fname(), self.get_state())
 
@@ -401,10 +398,8 @@ class NasTuner(keras_tuner.Tuner):
 
     def on_trial_end(self, trial: trial_module.Trial) -> None:
         try:  # Ending a trial raises when too many failed in a row: report it all the same.
-            # keras-tuner's on_trial_end: end_trial (which saves the trial and the oracle's
-            # state), then save(), which would write the oracle's state a second time.
-            self.oracle.end_trial(trial)
-            self._save_own_state()
+            self.oracle.end_trial(trial)  # It saves the trial and the oracle's state.
+            self.save(oracle=False)
         finally:
             self._release_trial_graphs()
             if self.progress:
@@ -413,10 +408,9 @@ class NasTuner(keras_tuner.Tuner):
     def _release_trial_graphs(self) -> None:
         """Frees the trial's traced training graphs, which TensorFlow would keep.
 
-        Unregisters the gradient functions that tracing the trial's training
-        step left in TensorFlow's global registry (their closures hold the
-        graphs and the model; see `kerasnas._memory`), then collects them.
-        Without this, resident memory grows with every trial of a search.
+        Unregisters the gradient functions that tracing the trial's training step left in
+        TensorFlow's global registry (their closures hold the graphs and the model; see
+        `kerasnas._memory`), then collects them: else memory grows with every trial.
         """
         if _memory.forget_custom_gradients(self._gradients_before):
             gc.collect()
