@@ -194,8 +194,6 @@ def is_token_sequences(x: np.ndarray, y: Any) -> bool:
 
 def _examine_sequences(x: np.ndarray, y: np.ndarray, what: str) -> Examined:
     """Token sequences and their per-step labels; the vocabulary covers both."""
-    if len(x) == 0:
-        raise ValueError(f"{what} is empty: x has 0 examples.")
     if min(x.min(), y.min()) < 0:
         raise ValueError(f"{what}: tokens and labels must be indices >= 0.")
     vocabulary = int(max(x.max(), y.max())) + 1

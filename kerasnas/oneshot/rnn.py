@@ -19,9 +19,7 @@ from keras import layers, ops
 
 from kerasnas.architecture import Scalar
 from kerasnas.oneshot.supernet import Slot, Supernet, check_space
-from kerasnas.spaces.rnn import ACTIVATIONS, RNNCellSpace
-
-_ACTIVATIONS = (ops.tanh, ops.relu, ops.sigmoid, lambda z: z)  # In `ACTIVATIONS` order.
+from kerasnas.spaces.rnn import ACTIVATION_FNS, ACTIVATIONS, RNNCellSpace
 
 
 class _SharedCell(layers.Layer):
@@ -48,8 +46,8 @@ class _SharedCell(layers.Layer):
         gate = ops.sigmoid(mixed[:, : self.units])
         candidate = mixed[:, self.units :]
         total = 0.0
-        for a, activation in enumerate(_ACTIVATIONS):
-            total = total + weights[a] * activation(candidate)
+        for a, name in enumerate(ACTIVATIONS):
+            total = total + weights[a] * ACTIVATION_FNS[name](candidate)
         return gate * total + (1 - gate) * previous * ops.sum(weights)
 
     def step(self, x_t: Any, h: Any, weights: Any, active: Any) -> Any:

@@ -289,7 +289,8 @@ def _encode_cell(cell: Cell, num_nodes: int) -> dict[str, Scalar]:
     return values
 
 
-_ACTIVATION_FNS = {
+#: Each activation's function (keras ops), by name.
+ACTIVATION_FNS = {
     "tanh": keras.ops.tanh,
     "relu": keras.ops.relu,
     "sigmoid": keras.ops.sigmoid,
@@ -346,7 +347,7 @@ class ENASCell(layers.Layer):
 
     def _highway(self, mixed: Any, previous: Any, activation: str) -> Any:
         gate = keras.ops.sigmoid(mixed[:, : self.units])
-        return gate * _ACTIVATION_FNS[activation](mixed[:, self.units :]) + (1 - gate) * previous
+        return gate * ACTIVATION_FNS[activation](mixed[:, self.units :]) + (1 - gate) * previous
 
     def call(self, inputs: Any, states: Any, training: Any = None) -> tuple[Any, list[Any]]:
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
