@@ -302,7 +302,7 @@ class ControllerOracle(NasOracle):
     def _weights_path(self) -> str:
         return os.path.join(self._project_dir, WEIGHTS_FILE)
 
-    def save(self) -> None:
+    def write_state(self) -> None:
         if self._weights_dirty:
             arrays = self.controller.get_weights() + [
                 np.asarray(v.numpy()) for v in self.optimizer.variables
@@ -314,7 +314,7 @@ class ControllerOracle(NasOracle):
                 f.write(buffer.getvalue())
             os.replace(f"{path}.tmp", path)
             self._weights_dirty = False
-        super().save()
+        super().write_state()
 
     def reload(self) -> None:
         super().reload()

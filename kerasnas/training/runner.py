@@ -29,6 +29,7 @@ from kerasnas import _memory, distributed
 from kerasnas._io import CorruptStoreError, read_json, write_json
 from kerasnas.objectives import objective_inputs
 from kerasnas.oracles.base import NasOracle, SearchContext
+from kerasnas.oracles.store import StoredOracle
 from kerasnas.recipe import Recipe
 from kerasnas.spaces.base import SearchSpace
 from kerasnas.training import measure
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 PARAMS = "params"
 # Milliseconds per example at batch size 1, measured when an objective needs it.
 LATENCY = "latency"
+#: Seconds between the trial store's writes when trials are looked up in a table
+#: (`$KERASNAS_TABLE_WRITE_SECONDS` overrides it; 0 writes each trial as it changes).
+TABLE_WRITE_SECONDS = 1.0
 # The epoch in which the time budget stopped a trial's training (absent when it did not).
 CUT_SHORT = "cut_short"
 # 1 when a trial's network started from trained weights (a morphism parent's, a supernet's).
@@ -286,9 +290,9 @@ class NasTuner(keras_tuner.Tuner):
         super().set_state(state)
         self._prepare_seconds = float(state.get("prepare_seconds", 0.0))
 
-    def save(self, oracle: bool = True) -> None:
-        """Writes the tuner's file and (on the chief, unless `oracle=False`) the oracle's."""
-        if oracle and not self._is_worker():
+    def save(self) -> None:
+        """Writes the tuner's file and (on the chief) the oracle's."""
+        if not self._is_worker():
             self.oracle.save()
         if getattr(self.oracle, "should_report", True):  # Not a non-chief replica.
             write_json(self._get_tuner_fname(), self.get_state())
@@ -302,7 +306,16 @@ class NasTuner(keras_tuner.Tuner):
         self._fit_args = (fit_args, fit_kwargs)
         if distributed.is_chief():  # keras-tuner's chief serves trials, with no on_search_begin.
             self.on_search_begin()
-        super().search(*fit_args, **fit_kwargs)
+        with self._store_writes():
+            super().search(*fit_args, **fit_kwargs)
+
+    def _store_writes(self) -> contextlib.AbstractContextManager:
+        """Trials looked up in a table take microseconds, writing them to the store
+        milliseconds: such a search writes its store in batches, at most every second."""
+        if self.evaluator is None or self._is_worker() or not isinstance(self.oracle, StoredOracle):
+            return contextlib.nullcontext()
+        seconds = float(os.environ.get("KERASNAS_TABLE_WRITE_SECONDS", TABLE_WRITE_SECONDS))
+        return self.oracle.write_back(seconds)
 
     def on_search_begin(self) -> None:
         self._search_start = time.perf_counter()
@@ -312,6 +325,8 @@ class NasTuner(keras_tuner.Tuner):
         self.oracle.verbose = 0  # `search(verbose=...)` turned keras-tuner's display on.
         if not worker and isinstance(self.strategy, NasOracle):
             self._prepare()
+        if not worker:
+            self.save()  # The tuner's file marks the project as one to resume.
 
     def _prepare(self) -> None:
         """Runs the strategy's `prepare` hook; its time counts against the budget."""
@@ -326,7 +341,6 @@ class NasTuner(keras_tuner.Tuner):
         start = time.perf_counter()
         self.strategy.prepare(context)
         self._prepare_seconds += time.perf_counter() - start
-        self.save()
 
     def time_used(self) -> float:
         """Seconds of the time budget used: this run's wall time plus earlier runs'."""
@@ -394,12 +408,13 @@ class NasTuner(keras_tuner.Tuner):
 
     def on_trial_begin(self, trial: trial_module.Trial) -> None:
         super().on_trial_begin(trial)
-        self._gradients_before = _memory.custom_gradient_names()
+        if self.evaluator is None:  # A table lookup traces no graph.
+            self._gradients_before = _memory.custom_gradient_names()
 
     def on_trial_end(self, trial: trial_module.Trial) -> None:
         try:  # Ending a trial raises when too many failed in a row: report it all the same.
-            self.oracle.end_trial(trial)  # It saves the trial and the oracle's state.
-            self.save(oracle=False)
+            # It saves the trial and the oracle's state (the tuner's changes only in prepare).
+            self.oracle.end_trial(trial)
         finally:
             self._release_trial_graphs()
             if self.progress:
@@ -412,7 +427,7 @@ class NasTuner(keras_tuner.Tuner):
         TensorFlow's global registry (their closures hold the graphs and the model; see
         `kerasnas._memory`), then collects them: else memory grows with every trial.
         """
-        if _memory.forget_custom_gradients(self._gradients_before):
+        if self.evaluator is None and _memory.forget_custom_gradients(self._gradients_before):
             gc.collect()
         self._gradients_before = frozenset()
 
