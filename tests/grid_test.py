@@ -82,3 +82,32 @@ def test_grid_refuses_a_space_too_large_to_enumerate():
     with pytest.raises(ValueError, match=r"has [\d,]+ decision combinations.*'random'") as err:
         kn.Search(space, "grid", max_trials=5)
     assert f"{space.cardinality():,}" in str(err.value)
+
+
+def test_write_back_batches_the_store_and_loses_nothing_at_its_end(tmp_path):
+    space = six_layers()
+    oracle = kn.oracles.GridSearchOracle(space, max_trials=10, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.verbose = 0
+    project = tmp_path / "p"
+    with oracle.write_back(3600):
+        for _ in range(5):
+            trial = oracle.create_trial("t")
+            oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+            oracle.save()
+        # Nothing is written within the interval.
+        assert (
+            not list(project.glob("trial_*/trial.json")) and not (project / "oracle.json").exists()
+        )
+    assert len(list(project.glob("trial_*/trial.json"))) == 5  # All of it at the block's end,
+    reloaded = kn.oracles.GridSearchOracle(space, max_trials=10, seed=0)
+    reloaded._set_project_dir(str(tmp_path), "p")
+    reloaded.reload()  # and it reads back as written, the next trial the sixth of the grid.
+    assert [t.status for t in reloaded.trials.values()] == ["COMPLETED"] * 5
+    assert reloaded.end_order == oracle.end_order
+    assert space.key(reloaded.create_trial("t").hyperparameters.values) == "000012"
+    with oracle.write_back(0):  # An interval of 0 writes each change at once.
+        trial = oracle.create_trial("t")
+        assert (project / f"trial_{trial.trial_id}" / "trial.json").exists()
