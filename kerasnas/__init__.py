@@ -4,6 +4,7 @@ from kerasnas import report  # noqa: F401, I001 - first: installs the kerasnas l
 from kerasnas import benchmarks, data, distributed, morph, objectives, oneshot, oracles, spaces
 from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
+from kerasnas.oracles.halving import Halving
 from kerasnas.recipe import Recipe
 from kerasnas.search import Search
 from kerasnas.search.project import ProjectInUseError
@@ -15,6 +16,7 @@ __all__ = [
     "Architecture",
     "Cell",
     "CorruptStoreError",
+    "Halving",
     "NasTuner",
     "OutOfSpaceError",
     "ProjectInUseError",

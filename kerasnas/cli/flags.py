@@ -260,6 +260,17 @@ flags.DEFINE_float(
     lower_bound=1e-9,
 )
 flags.DEFINE_integer(
+    "halving_eta",
+    None,
+    "Successive halving across architectures: each new one trains --halving_min_epochs, "
+    "the best 1 in ETA of each rung go on from their checkpoint, up to --epochs. "
+    "Default: off (every trial trains --epochs).",
+    lower_bound=2,
+)
+flags.DEFINE_integer(
+    "halving_min_epochs", 1, "Epochs of a new architecture under --halving_eta.", lower_bound=1
+)
+flags.DEFINE_integer(
     "max_model_size",
     None,
     "Trials whose model has more parameters fail at once. Default: no limit.",

@@ -21,7 +21,7 @@ from keras_tuner.engine import metrics_tracking
 from kerasnas import data, distributed
 from kerasnas._io import read_json
 from kerasnas.cli import flags as flag_definitions
-from kerasnas.oracles import STRATEGIES
+from kerasnas.oracles import STRATEGIES, Halving
 from kerasnas.search import METADATA, Search
 from kerasnas.spaces import SPACES, SearchSpace
 
@@ -91,6 +91,11 @@ def strategy_kwargs() -> dict[str, Any]:
             )
         argument, value = _argument(flag, users[strategy])
         kwargs[argument] = value
+    if FLAGS.halving_eta is not None:
+        try:
+            kwargs["halving"] = Halving(FLAGS.epochs, FLAGS.halving_min_epochs, FLAGS.halving_eta)
+        except ValueError as err:
+            raise UsageError(f"--halving_eta/--halving_min_epochs/--epochs: {err}") from None
     return kwargs
 
 

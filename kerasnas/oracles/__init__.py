@@ -5,6 +5,7 @@ from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
 from kerasnas.oracles.controller import ControllerOracle
 from kerasnas.oracles.evolution import EvolutionOracle
 from kerasnas.oracles.grid import GridSearchOracle
+from kerasnas.oracles.halving import Halving
 from kerasnas.oracles.local import LocalSearchOracle
 from kerasnas.oracles.morphism import MorphismOracle
 from kerasnas.oracles.oneshot import (
@@ -63,6 +64,7 @@ __all__ = [
     "EvolutionOracle",
     "GDASOracle",
     "GridSearchOracle",
+    "Halving",
     "LocalSearchOracle",
     "MorphismOracle",
     "NasOracle",

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
@@ -18,6 +19,8 @@ from keras_tuner.engine import trial as trial_module
 
 from kerasnas import distributed
 from kerasnas.architecture import Architecture, OutOfSpaceError
+from kerasnas.oracles import halving as halving_module
+from kerasnas.oracles.halving import Halving
 from kerasnas.oracles.store import StoredOracle
 from kerasnas.spaces.base import ENUMERATION_LIMIT, SearchSpace
 
@@ -96,6 +99,10 @@ class NasOracle(StoredOracle):
             after which a worker's trial is taken to be lost (the worker died)
             and is given to another worker. Defaults to
             `$KERASNAS_TRIAL_TIMEOUT` or 120.
+        halving: A `kerasnas.Halving`: successive halving across the
+            architectures the strategy proposes (each trains a few epochs; the
+            best go on from their checkpoint). Defaults to None (every trial
+            trains `fit`'s epochs).
         **kwargs: Other `keras_tuner.Oracle` arguments, e.g.
             `max_consecutive_failed_trials` and `max_retries_per_trial`.
     """
@@ -107,6 +114,9 @@ class NasOracle(StoredOracle):
     needs_runner: ClassVar[bool] = False
     #: True when `prepare` needs validation data (`Search.fit` checks it first).
     needs_validation_data: ClassVar[bool] = False
+    #: False when the strategy's trials are not plain architectures of the space trained
+    #: from scratch (e.g. grown or one-shot networks): it refuses `halving`.
+    supports_halving: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -115,6 +125,7 @@ class NasOracle(StoredOracle):
         max_trials: int = 10,
         seed: int | None = None,
         trial_timeout: float | None = None,
+        halving: Halving | None = None,
         **kwargs: Any,
     ):
         if not isinstance(space, SearchSpace):
@@ -144,6 +155,18 @@ class NasOracle(StoredOracle):
         self.trial_timeout = trial_timeout
         self._last_seen: dict[str, float] = {}  # trial id -> time of the last heartbeat
         self._runner_attached = False
+        if halving is not None and not isinstance(halving, Halving):
+            raise ValueError(
+                f"halving must be a kerasnas.Halving, e.g. kn.Halving(max_epochs=9). "
+                f"Received: {halving!r}."
+            )
+        if halving is not None and not self.supports_halving:
+            raise ValueError(
+                f"{type(self).__name__} cannot run with halving: its trials are not "
+                "architectures trained from scratch that a checkpoint can continue. Use it "
+                "with 'random', 'grid', 'evolution', 'controller', 'local' or 'bananas'."
+            )
+        self.halving = halving
 
     # -- Hooks the trial runner calls -------------------------------------------
     def prepare(self, context: SearchContext) -> None:
@@ -154,29 +177,44 @@ class NasOracle(StoredOracle):
         """
 
     def model_for_trial(self, trial: trial_module.Trial, context: TrialContext) -> keras.Model:
-        """The compiled model a trial trains; the default is `context.build()`.
+        """The compiled model a trial trains; the default is `context.build()`, and
+        for a promotion of `halving`, that model with its parent trial's weights.
 
         E.g. network morphism grows the parent trial's trained model, and
         one-shot search starts from the supernet's weights.
         """
-        return context.build()
+        model = context.build()
+        parent = halving_module.parent(trial.hyperparameters.values)
+        if parent and context.training:
+            _continue_from(model, parent, trial, context)
+        return model
 
     def trial_epochs(self, trial: trial_module.Trial) -> int | None:
-        """Epochs the trial trains for; None (the default) means `fit`'s `epochs`."""
-        return None
+        """Epochs the trial trains for; None (the default) means `fit`'s `epochs`
+        (with `halving`: its rung's)."""
+        if self.halving is None:
+            return None
+        return self.halving.epochs(trial.hyperparameters.values)
 
     def trial_settings(self) -> dict[str, Any]:
         """The strategy's settings that change what a trial means (e.g. how many epochs it
-        trains); a project resumes only with the same ones. None by default ({})."""
-        return {}
+        trains); a project resumes only with the same ones. By default `halving`'s."""
+        return {} if self.halving is None else {"halving": self.halving.to_config()}
 
     def network_hash(self, values: Mapping[str, Any]) -> str:
         """The hash of the network a trial's values describe (results and progress lines)."""
         return self._compute_values_hash(values)
 
+    def progress_note(self, trial: trial_module.Trial) -> str:
+        """Words the trial's progress line adds after its hash (with `halving`: its rung)."""
+        return "" if self.halving is None else self.halving.note(trial.hyperparameters.values)
+
     def trial_details(self, trial: trial_module.Trial) -> dict[str, Any]:
-        """Strategy-specific fields of the trial's `Search.results()` record ({} by default)."""
-        return {}
+        """Strategy-specific fields of the trial's `Search.results()` record (by default
+        `{"halving": ...}` with `halving`, see `Halving.details`, else {})."""
+        if self.halving is None:
+            return {}
+        return {"halving": self.halving.details(trial, self.trials)}
 
     def attach_runner(self) -> None:
         """Called by kerasnas's trial runner before it uses the oracle."""
@@ -223,12 +261,15 @@ class NasOracle(StoredOracle):
     def create_trial(self, tuner_id: str) -> trial_module.Trial:
         chief = distributed.is_chief()
         if chief:
-            self._requeue_lost_trials()
+            _requeue_lost_trials(self)
         if self._stop_requested and tuner_id not in self.ongoing_trials:
             self.tuner_ids.discard(tuner_id)
             return trial_module.Trial(
                 self.hyperparameters.copy(), status=trial_module.TrialStatus.STOPPED
             )
+        promotion = self._promotion(tuner_id)
+        if promotion is not None:
+            return promotion
         trial = super().create_trial(tuner_id)
         if trial.status == trial_module.TrialStatus.STOPPED and chief and self.ongoing_trials:
             # Another worker's trial may still be lost and need this worker: wait.
@@ -247,27 +288,26 @@ class NasOracle(StoredOracle):
         self._last_seen[trial_id] = time.monotonic()
         return super().get_trial(trial_id)
 
-    def _requeue_lost_trials(self) -> None:
-        """Gives the trials of workers silent for `trial_timeout` seconds to others."""
-        now = time.monotonic()
-        for tuner_id, trial in list(self.ongoing_trials.items()):
-            seen = self._last_seen.get(trial.trial_id, now)
-            if now - seen > self.trial_timeout:
-                log.warning(
-                    "worker %s sent no heartbeat for %.0fs; trial %s goes to another worker",
-                    tuner_id,
-                    now - seen,
-                    trial.trial_id,
-                )
-                del self.ongoing_trials[tuner_id]
-                self.tuner_ids.discard(tuner_id)
-                self._last_seen.pop(trial.trial_id, None)
-                self._retry_queue.append(trial.trial_id)
-        # A worker that died between trials holds no trial but keeps the chief waiting.
-        for tuner_id in list(self.tuner_ids):
-            seen = self._last_seen.get(f"tuner:{tuner_id}", now)
-            if tuner_id not in self.ongoing_trials and now - seen > self.trial_timeout:
-                self.tuner_ids.discard(tuner_id)
+    def _promotion(self, tuner_id: str) -> trial_module.Trial | None:
+        """With `halving`, the next promotion as a started trial; None when none is due (or
+        keras-tuner's own order comes first: the tuner's trial, retries, `max_trials`)."""
+        if self.halving is None or tuner_id in self.ongoing_trials or self._retry_queue:
+            return None
+        due = self.halving.promotion(self.trials, self.end_order, self.objective.direction)
+        if due is None or len(self.trials) >= self.max_trials:
+            return None
+        trial = self.start_trial(tuner_id, due)
+        self._last_seen[trial.trial_id] = self._last_seen[f"tuner:{tuner_id}"] = time.monotonic()
+        return trial
+
+    def get_best_trials(self, num_trials: int = 1) -> list[trial_module.Trial]:
+        best = super().get_best_trials(len(self.trials) if self.halving else num_trials)
+        if self.halving is None:
+            return best
+        # A promoted architecture is several trials: each network once, at its best.
+        seen: set[str] = set()
+        unique = [t for t in best if not _seen(self, t, seen)]
+        return unique[:num_trials]
 
     def sample_new(self, rng: np.random.Generator) -> Architecture | None:
         """A uniformly drawn architecture not tried yet, or None when none is left.
@@ -323,3 +363,55 @@ class NasOracle(StoredOracle):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self._draws = state.get("draws", 0)
+
+
+def _seen(oracle: NasOracle, trial: trial_module.Trial, seen: set[str]) -> bool:
+    """Whether a trial's network is in `seen` (then True), else adds it."""
+    key = oracle.network_hash(trial.hyperparameters.values)
+    if key in seen:
+        return True
+    seen.add(key)
+    return False
+
+
+def _continue_from(
+    model: keras.Model, parent: str, trial: trial_module.Trial, context: TrialContext
+) -> None:
+    """Loads a halving promotion's parent weights into its model, or says why it cannot."""
+    checkpoint = context.checkpoint(parent)
+    number = int(trial.trial_id) + 1
+    if checkpoint is None:
+        log.warning(
+            "trial %d: the checkpoint of trial %s, which it continues, is missing; it trains "
+            "from scratch", number, parent,
+        )  # fmt: skip
+        context.record(metrics={"inherited": 0.0})
+        return
+    with context.scope(), warnings.catch_warnings():
+        # The checkpoint's optimizer state does not carry over: a fresh optimizer continues.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(checkpoint)
+    context.record(metrics={"inherited": 1.0})
+
+
+def _requeue_lost_trials(oracle: NasOracle) -> None:
+    """Gives the trials of workers silent for `trial_timeout` seconds to others."""
+    now = time.monotonic()
+    for tuner_id, trial in list(oracle.ongoing_trials.items()):
+        seen = oracle._last_seen.get(trial.trial_id, now)
+        if now - seen > oracle.trial_timeout:
+            log.warning(
+                "worker %s sent no heartbeat for %.0fs; trial %s goes to another worker",
+                tuner_id,
+                now - seen,
+                trial.trial_id,
+            )
+            del oracle.ongoing_trials[tuner_id]
+            oracle.tuner_ids.discard(tuner_id)
+            oracle._last_seen.pop(trial.trial_id, None)
+            oracle._retry_queue.append(trial.trial_id)
+    # A worker that died between trials holds no trial but keeps the chief waiting.
+    for tuner_id in list(oracle.tuner_ids):
+        seen = oracle._last_seen.get(f"tuner:{tuner_id}", now)
+        if tuner_id not in oracle.ongoing_trials and now - seen > oracle.trial_timeout:
+            oracle.tuner_ids.discard(tuner_id)

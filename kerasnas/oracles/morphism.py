@@ -94,7 +94,7 @@ class MorphismOracle(NasOracle):
         "max_layers": "max_layers",
     }
 
-    needs_runner = True  # Children inherit through `model_for_trial`.
+    needs_runner, supports_halving = True, False  # Children grow in `model_for_trial`.
 
     def __init__(
         self,

@@ -91,6 +91,7 @@ class OneShotOracle(NasOracle):
     # The supernet is trained in `prepare`, which only kerasnas's trial runner calls,
     # and it ranks candidates by their accuracy on validation data.
     needs_runner = True
+    supports_halving = False  # Its trials retrain the supernet's choices, not candidates.
     needs_validation_data = True
 
     def __init__(

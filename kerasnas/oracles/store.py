@@ -54,6 +54,22 @@ class StoredOracle(keras_tuner.Oracle):
     def set_state(self, state: dict) -> None:
         super().set_state({**DERIVED_STATE, **state})
 
+    def start_trial(self, tuner_id: str, values: dict) -> trial_module.Trial:
+        """Starts a trial of `values` for `tuner_id`, as keras-tuner's `create_trial` starts
+        one that `populate_space` proposed (for trials the oracle makes itself)."""
+        hp = self.hyperparameters.copy()
+        hp.values = values
+        trial_id = f"{{:0{len(str(self.max_trials))}d}}".format(len(self.trials))
+        trial = trial_module.Trial(hp, trial_id=trial_id, status=trial_module.TrialStatus.RUNNING)
+        self.tuner_ids.add(tuner_id)
+        self._record_values(trial)
+        self.ongoing_trials[tuner_id] = trial
+        self.trials[trial_id] = trial
+        self.start_order.append(trial_id)
+        self._save_trial(trial)
+        self.save()
+        return trial
+
     # -- The trial store: atomic writes, reads that name a corrupt file ---------
     def save(self) -> None:
         if self._write_every is None:

@@ -136,11 +136,7 @@ class Search(SearchResults, FinalModel):
         self.reserve = reserve
         options.check_recipe(recipe)
         self.recipe = recipe
-        if evaluator is not None and getattr(evaluator, "space", space) is not space:
-            raise ValueError(
-                "The evaluator was built on another space object than the one given to "
-                "Search; build both on the same space."
-            )
+        options.check_evaluator(evaluator, space, self.oracle)
         self.evaluator = evaluator
         self.verbose = verbose
         self._tuner: NasTuner | None = None

@@ -234,3 +234,19 @@ def check_objective(
                 f"The objective {name!r} is not a metric the models produce; "
                 f"choose one of {produced}.{hint}"
             )
+
+
+def check_evaluator(evaluator: Any, space: SearchSpace, oracle: Any) -> None:
+    """Raises ValueError when an evaluator cannot stand in for the search's training."""
+    if evaluator is None:
+        return
+    if getattr(evaluator, "space", space) is not space:
+        raise ValueError(
+            "The evaluator was built on another space object than the one given to "
+            "Search; build both on the same space."
+        )
+    if getattr(oracle, "halving", None) is not None:
+        raise ValueError(
+            "halving continues trials' training over rungs of epochs, but an evaluator "
+            "looks trials up instead of training them; drop one of the two."
+        )

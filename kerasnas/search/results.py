@@ -27,7 +27,9 @@ class TrialRecord(TypedDict):
     `score` (the objective, None when the trial did not complete); `metrics`
     (best-epoch value by metric name); `params`; `train_time` (seconds);
     `message` (the error of a failed trial, else None); `morph` (a network-
-    morphism trial's lineage `{"parent", "ops", "inherited"}`, else None).
+    morphism trial's lineage `{"parent", "ops", "inherited"}`, else None);
+    `halving` (with successive halving: `{"rung", "epochs", "parent",
+    "scores"}`, the scores of the trial's line from rung 0; else None).
     """
 
     trial_id: str
@@ -40,6 +42,7 @@ class TrialRecord(TypedDict):
     train_time: float | None
     message: str | None
     morph: dict[str, Any] | None
+    halving: dict[str, Any] | None
 
 
 def trial_record(
@@ -61,6 +64,7 @@ def trial_record(
         "train_time": metrics.get(TRAIN_TIME),
         "message": trial.message,
         "morph": None,
+        "halving": None,
     }
     if nas:
         record.update(oracle.trial_details(trial))  # type: ignore[typeddict-item]

@@ -29,7 +29,6 @@ from kerasnas import _memory, distributed
 from kerasnas._io import CorruptStoreError, read_json, write_json
 from kerasnas.objectives import objective_inputs
 from kerasnas.oracles.base import NasOracle, SearchContext
-from kerasnas.oracles.store import StoredOracle
 from kerasnas.recipe import Recipe
 from kerasnas.spaces.base import SearchSpace
 from kerasnas.training import measure
@@ -306,16 +305,8 @@ class NasTuner(keras_tuner.Tuner):
         self._fit_args = (fit_args, fit_kwargs)
         if distributed.is_chief():  # keras-tuner's chief serves trials, with no on_search_begin.
             self.on_search_begin()
-        with self._store_writes():
+        with store_writes(self):
             super().search(*fit_args, **fit_kwargs)
-
-    def _store_writes(self) -> contextlib.AbstractContextManager:
-        """Trials looked up in a table take microseconds, writing them to the store
-        milliseconds: such a search writes its store in batches, at most every second."""
-        if self.evaluator is None or self._is_worker() or not isinstance(self.oracle, StoredOracle):
-            return contextlib.nullcontext()
-        seconds = float(os.environ.get("KERASNAS_TABLE_WRITE_SECONDS", TABLE_WRITE_SECONDS))
-        return self.oracle.write_back(seconds)
 
     def on_search_begin(self) -> None:
         self._search_start = time.perf_counter()
@@ -416,20 +407,31 @@ class NasTuner(keras_tuner.Tuner):
             # It saves the trial and the oracle's state (the tuner's changes only in prepare).
             self.oracle.end_trial(trial)
         finally:
-            self._release_trial_graphs()
+            release_trial_graphs(self)
             if self.progress:
                 log.info(progress_line(self, self.oracle.get_trial(trial.trial_id)))
 
-    def _release_trial_graphs(self) -> None:
-        """Frees the trial's traced training graphs, which TensorFlow would keep.
 
-        Unregisters the gradient functions that tracing the trial's training step left in
-        TensorFlow's global registry (their closures hold the graphs and the model; see
-        `kerasnas._memory`), then collects them: else memory grows with every trial.
-        """
-        if self.evaluator is None and _memory.forget_custom_gradients(self._gradients_before):
-            gc.collect()
-        self._gradients_before = frozenset()
+def store_writes(runner: NasTuner) -> contextlib.AbstractContextManager:
+    """Trials looked up in a table take microseconds, writing them to the store
+    milliseconds: such a search writes its store in batches, at most every second."""
+    write_back = getattr(runner.oracle, "write_back", None)  # kerasnas's trial store has it.
+    if runner.evaluator is None or runner._is_worker() or write_back is None:
+        return contextlib.nullcontext()
+    seconds = float(os.environ.get("KERASNAS_TABLE_WRITE_SECONDS", TABLE_WRITE_SECONDS))
+    return write_back(seconds)
+
+
+def release_trial_graphs(runner: NasTuner) -> None:
+    """Frees the trial's traced training graphs, which TensorFlow would keep.
+
+    Unregisters the gradient functions that tracing the trial's training step left in
+    TensorFlow's global registry (their closures hold the graphs and the model; see
+    `kerasnas._memory`), then collects them: else memory grows with every trial.
+    """
+    if runner.evaluator is None and _memory.forget_custom_gradients(runner._gradients_before):
+        gc.collect()
+    runner._gradients_before = frozenset()
 
 
 def cut_short(trial: trial_module.Trial, epoch: int) -> None:
@@ -501,6 +503,8 @@ def progress_line(runner: NasTuner, trial: trial_module.Trial) -> str:
     elapsed = time.perf_counter() - runner._search_start
     arch = network_hash(runner.strategy, runner.space, trial)[:8]
     head = f"trial {number}/{runner.oracle.max_trials} arch={arch}"
+    if isinstance(runner.strategy, NasOracle):
+        head += runner.strategy.progress_note(trial)
     if trial.status != trial_module.TrialStatus.COMPLETED:
         reason = (trial.message or "").strip().splitlines()
         return f"{head} {trial.status}: {reason[-1] if reason else ''} elapsed={elapsed:.1f}s"
