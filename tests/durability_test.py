@@ -53,7 +53,9 @@ SCRIPT = textwrap.dedent(
     (x, y), (xv, yv), _ = kn.data.load("digits")
     space = kn.spaces.NASNetSpace(num_blocks=1, num_cells=1, num_reductions=1, filters=8,
                                   ops=["max_pool_3x3", "identity", "conv_1x1"])
-    search = kn.Search(space, strategy, max_trials=int(max_trials), seed=0,
+    strategy, _, halving = strategy.partition("+")  # "random+halving": 2 rungs of 1 epoch.
+    halving = kn.Halving(max_epochs=2, eta=2) if halving else None
+    search = kn.Search(space, strategy, max_trials=int(max_trials), seed=0, halving=halving,
                        directory=directory, project_name=project)
     search.fit(x[:128], y[:128], validation_data=(xv[:64], yv[:64]), epochs=int(epochs),
                callbacks=[Hooks()])
@@ -201,7 +203,7 @@ def test_a_tabular_strategy_killed_mid_trial_resumes_as_if_uninterrupted(tmp_pat
     assert [space.key(after[t][1]) for t in sorted(after)] == whole
 
 
-@pytest.mark.parametrize("strategy", ["random", "morphism"])
+@pytest.mark.parametrize("strategy", ["random+halving", "morphism"])
 def test_chief_and_two_workers_finish_4_trials(tmp_path, script, strategy):
     meet = tmp_path / "meet"
     meet.mkdir()
@@ -230,7 +232,15 @@ def test_chief_and_two_workers_finish_4_trials(tmp_path, script, strategy):
     assert all("[kerasnas] trial" in logs[name] for name in ("worker0.log", "worker1.log"))
     numbers = sorted(int(line.split()[2].split("/")[0]) for line in lines)
     assert numbers == list(range(1, 5))
-    if strategy == "morphism":  # Children of finished trials inherited their weights.
+    if strategy != "morphism":  # The best of the first two went on from its checkpoint.
+        promoted = [v for _, v in trials.values() if v.get("halving/parent")]
+        assert len(promoted) == 1 and promoted[0]["halving/rung"] == 1
+        assert " rung=2/2 epochs=2 " in logs["worker0.log"] + logs["worker1.log"]
+        (trial_id,) = [t for t, (_, v) in trials.items() if v.get("halving/parent")]
+        with open(tmp_path / "parallel" / f"trial_{trial_id}" / "trial.json") as f:
+            inherited = json.load(f)["metrics"]["metrics"]["inherited"]["observations"]
+        assert inherited[0]["value"] == [1.0]  # It loaded its parent's checkpoint.
+    else:  # Children of finished trials inherited their weights.
         children = [v for _, v in trials.values() if v["morph/parent"]]
         assert children
         for trial_id, (_, values) in trials.items():
