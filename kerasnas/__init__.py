@@ -1,7 +1,17 @@
 """kerasnas: Keras-native neural architecture search on keras-tuner."""
 
 from kerasnas import report  # noqa: F401, I001 - first: installs the kerasnas log handler.
-from kerasnas import benchmarks, data, distributed, morph, objectives, oneshot, oracles, spaces
+from kerasnas import (
+    benchmarks,
+    data,
+    distributed,
+    morph,
+    objectives,
+    oneshot,
+    oracles,
+    proxies,
+    spaces,
+)
 from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
 from kerasnas.oracles.halving import Halving
@@ -29,5 +39,6 @@ __all__ = [
     "objectives",
     "oneshot",
     "oracles",
+    "proxies",
     "spaces",
 ]

@@ -1,0 +1,378 @@
+"""The zero-cost proxies of an untrained model and `score`, which computes several at once.
+
+The batch proxies (naswot, snip, grad_norm, jacob_cov) share one forward pass
+in training mode (BatchNorm on the batch's statistics, as in the papers'
+code) and one gradient tape; synflow runs on a float64 copy of the model.
+Every proxy leaves the model as it found it: variables changed by a forward
+pass in training mode (BatchNorm's moving statistics, dropout seed states)
+are restored, and a final softmax switched off for a pass is switched back.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from kerasnas.proxies import _model
+from kerasnas.proxies.counts import flops, params
+
+log = logging.getLogger(__name__)
+
+#: Every proxy's name, in the order `score` computes them by default.
+PROXIES = ("synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params", "flops")
+#: The proxies that need labels.
+LABELLED = ("snip", "grad_norm")
+_BATCH = ("naswot", "snip", "grad_norm", "jacob_cov")
+#: The small constant jacob_cov adds to the eigenvalues (Mellor et al.'s code).
+JACOB_COV_K = 1e-5
+
+
+def score(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    proxies: Sequence[str] = PROXIES,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Zero-cost proxies of an untrained model: scores that predict how well it will train.
+
+    Higher is predicted better for every proxy (`params` and `flops` are
+    counts: higher = bigger). The batch proxies are computed on
+    `batch_size` examples drawn from `x` (and `y`) without replacement by
+    `seed`, kept in their order (all of `x` when it has no more examples), so
+    the same model weights and seed give identical numbers. The model is left
+    unchanged: its weights, BatchNorm statistics and Keras's global settings
+    are as before. See each proxy's function for its definition.
+
+    Args:
+        model: An untrained functional or Sequential `keras.Model` with one input
+            and one output (class probabilities or logits).
+        x: Input examples (e.g. images), of the model's input shape.
+        y: Integer class labels, one per example (one per example and step for
+            a sequence model's output); read only by `snip` and `grad_norm`.
+        proxies: The names of the proxies to compute, from `PROXIES`.
+        batch_size: Number of examples the batch proxies see. Defaults to 64.
+        seed: Seed of the draw of the batch. Defaults to 0.
+
+    Returns:
+        A dict from each requested proxy's name to its value.
+
+    Raises:
+        ValueError: for an unknown proxy name, empty `x`, `x` of another shape
+            than the model takes, missing or out-of-range labels, or a model
+            the proxies cannot read (no graph, several inputs or outputs).
+    """
+    names = check_proxies(proxies)
+    _model.check_model(model)
+    x = _model.check_x(model, x)
+    labelled = [p for p in names if p in LABELLED]
+    if labelled and y is None:
+        raise ValueError(
+            f"The proxies {labelled} need labels: pass y (integer class indices, one "
+            f"per example of x), or leave {labelled} out of proxies."
+        )
+    y = _model.check_y(model, y, len(x)) if labelled else None
+    x_batch, y_batch = _model.draw_batch(x, y, batch_size, seed)
+    batch_names = [p for p in names if p in _BATCH]
+    values = _batch_proxies(model, x_batch, y_batch, batch_names) if batch_names else {}
+    if "synflow" in names:
+        values["synflow"] = _synflow(model, x.shape[1:])
+    if "params" in names:
+        values["params"] = params(model)
+    if "flops" in names:
+        values["flops"] = flops(model)
+    return {name: float(values[name]) for name in names}
+
+
+def check_proxies(proxies: str | Sequence[str]) -> tuple[str, ...]:
+    """The proxy names, each once, in order; raises ValueError for an unknown one."""
+    names = (proxies,) if isinstance(proxies, str) else tuple(proxies)
+    if not names:
+        raise ValueError(f"No proxy requested. Choose among {list(PROXIES)}.")
+    unknown = [name for name in names if name not in PROXIES]
+    if unknown:
+        raise ValueError(f"Unknown proxy name(s) {unknown}. Known proxies: {list(PROXIES)}.")
+    return tuple(dict.fromkeys(names))
+
+
+def synflow(model: keras.Model, x: np.ndarray | None = None) -> float:
+    """SynFlow (Tanaka et al., NeurIPS 2020), as in Abdelfattah et al. (ICLR 2021).
+
+    On a copy of the model in float64 (the papers' code uses double precision:
+    the score of a NAS-Bench-201 network of the benchmark's size reaches
+    1e61, past float32's 3e38) with every parameter replaced by its absolute
+    value and every BatchNormalization layer made the identity (the
+    zero-cost proxies' code removes BatchNorm: here moving mean 0, moving
+    variance `1 - epsilon`, scale 1, offset 0, in inference mode), the input
+    is an all-ones tensor of shape `(1, *input_shape)` and `R` is the sum of
+    the output logits (before a final softmax). The score is the sum of
+    `theta * dR/dtheta` over the weights (kernels; no biases nor BatchNorm
+    parameters, as in the papers' code), the raw value (not its log). All
+    its terms are >= 0, so a network with no path from its input to its
+    output scores 0, the lowest possible score. A model with a layer that
+    cannot be rebuilt from its config is scored in float32 on the model
+    itself (its variables restored after), where a deep network may
+    overflow to `inf` or `nan` (which `vote` ranks lowest).
+
+    Args:
+        model: An untrained functional or Sequential `keras.Model`.
+        x: Examples of the input, read only for their shape when the model's
+            input shape has a free dimension.
+    """
+    _model.check_model(model)
+    if x is not None:
+        shape = _model.check_x(model, x).shape[1:]
+    else:
+        shape = _model.input_shape(model)
+        if any(d is None for d in shape):
+            raise ValueError(
+                f"The model {model.name!r} takes inputs of shape {shape}, with a free "
+                "dimension: pass x so that synflow knows the input's shape."
+            )
+    return _synflow(model, shape)
+
+
+def naswot(model: keras.Model, x: np.ndarray, *, batch_size: int = 64, seed: int = 0) -> float:
+    """NASWOT (Mellor et al., ICML 2021, "Neural Architecture Search without Training").
+
+    Each example of the batch gets a binary code `c_i`: 1 for each ReLU unit
+    that is positive, over all the ReLU layers of the model's graph
+    (`keras.layers.ReLU` and layers with `activation="relu"`). With `C` the
+    codes' matrix, `K = C C^T + (1 - C)(1 - C)^T` counts the units on which
+    two examples agree, and the score is `log |det K|`. BatchNorm is in
+    training mode (the batch's statistics), as in the paper's code. A batch
+    where two examples share one code makes `K` singular: the score is then
+    `-inf`, the lowest.
+
+    Args:
+        model: An untrained functional or Sequential `keras.Model` with ReLUs.
+        x: Input examples; `batch_size` of them are drawn by `seed`.
+        batch_size: Number of examples. Defaults to 64.
+        seed: Seed of the draw of the batch. Defaults to 0.
+    """
+    return score(model, x, proxies=("naswot",), batch_size=batch_size, seed=seed)["naswot"]
+
+
+def snip(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: int = 0
+) -> float:
+    """SNIP's connection sensitivity (Lee et al., ICLR 2019), summed over the weights.
+
+    `sum |theta * dL/dtheta|` over the weights (kernels; no biases nor
+    normalization parameters, as in Abdelfattah et al.'s code), with `L` the
+    mean sparse categorical cross-entropy of the batch, computed from the
+    logits (the output before a final softmax; an output without a final
+    softmax is taken to be logits), BatchNorm in training mode.
+
+    Args:
+        model: An untrained functional or Sequential `keras.Model`.
+        x: Input examples; `batch_size` of them are drawn by `seed`.
+        y: Integer class labels, one per example.
+        batch_size: Number of examples. Defaults to 64.
+        seed: Seed of the draw of the batch. Defaults to 0.
+    """
+    return score(model, x, y, proxies=("snip",), batch_size=batch_size, seed=seed)["snip"]
+
+
+def grad_norm(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: int = 0
+) -> float:
+    """Gradient norm (Abdelfattah et al., ICLR 2021): the sum of the weights' gradient norms.
+
+    `sum ||dL/dW||_2` over the weight tensors `W` (kernels; no biases nor
+    normalization parameters), with the loss and BatchNorm mode of `snip`.
+
+    Args:
+        model: An untrained functional or Sequential `keras.Model`.
+        x: Input examples; `batch_size` of them are drawn by `seed`.
+        y: Integer class labels, one per example.
+        batch_size: Number of examples. Defaults to 64.
+        seed: Seed of the draw of the batch. Defaults to 0.
+    """
+    return score(model, x, y, proxies=("grad_norm",), batch_size=batch_size, seed=seed)["grad_norm"]
+
+
+def jacob_cov(model: keras.Model, x: np.ndarray, *, batch_size: int = 64, seed: int = 0) -> float:
+    """Jacobian covariance (Mellor et al., 2020, v1 of "NAS without Training").
+
+    The gradients of the sum of the batch's logits (before a final softmax)
+    with respect to each input example, flattened into the rows of `J`
+    (BatchNorm in training mode, as in the paper's code), give the
+    correlation matrix of `J`, whose eigenvalues `l` give the score
+    `-sum(log(l + k) + 1 / (l + k))`, `k = 1e-5`. When an example's gradient
+    is constant (e.g. zero: the output does not depend on the input) the
+    correlations are undefined and the score is `-inf`, the lowest.
+
+    Args:
+        model: An untrained functional or Sequential `keras.Model`.
+        x: Input examples; `batch_size` of them are drawn by `seed`.
+        batch_size: Number of examples. Defaults to 64.
+        seed: Seed of the draw of the batch. Defaults to 0.
+    """
+    return score(model, x, proxies=("jacob_cov",), batch_size=batch_size, seed=seed)["jacob_cov"]
+
+
+def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -> dict:
+    """The batch proxies `names`, from one forward pass in training mode."""
+    taps = _model.relu_outputs(model) if "naswot" in names else []
+    if "naswot" in names and not taps:
+        raise ValueError(
+            f"naswot reads the binary codes of ReLU units, but the model {model.name!r} "
+            "has no ReLU layer nor layer with activation='relu' in its graph. Leave "
+            "naswot out of proxies for this model."
+        )
+    labelled = [p for p in names if p in LABELLED]
+    weights = _model.proxy_weights(model) if labelled else []
+    inputs = tf.constant(x)
+    values = {}
+    with _model.preserved(model), _model.logits_net(model, taps) as net:
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            outputs = net(inputs, training=True)
+            logits = tf.cast(outputs[0], tf.float32)
+            total = tf.reduce_sum(logits)
+            if labelled:
+                loss = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+                )
+        if "naswot" in names:
+            values["naswot"] = _naswot([np.asarray(t) for t in outputs[1:]])
+        if "jacob_cov" in names:
+            jacobian = tape.gradient(total, inputs)
+            if jacobian is None:
+                raise ValueError(
+                    f"jacob_cov differentiates the output by the input, but the model "
+                    f"{model.name!r} is not differentiable in its input (e.g. it embeds "
+                    "token ids). Leave jacob_cov out of proxies for this model."
+                )
+            values["jacob_cov"] = _jacob_cov(jacobian.numpy())
+        if labelled:
+            grads = tape.gradient(loss, weights)
+            pairs = [
+                (w.numpy().astype(np.float64), _dense(g))
+                for w, g in zip(weights, grads, strict=True)
+                if g is not None
+            ]
+            values["snip"] = sum(float(np.abs(w * g).sum()) for w, g in pairs)
+            values["grad_norm"] = sum(float(np.linalg.norm(g)) for _, g in pairs)
+        del tape
+    return values
+
+
+def _naswot(codes: list[np.ndarray]) -> float:
+    """log |det K| of the ReLU outputs' binary codes (one array per ReLU layer)."""
+    n = len(codes[0])
+    kernel = np.zeros((n, n))
+    for output in codes:
+        c = output.reshape(n, -1) > 0
+        units = c.shape[1]
+        # Exact integer sums: float32 up to 2**24 units, float64 beyond.
+        c = c.astype(np.float32 if units < 2**24 else np.float64)
+        on = c.sum(axis=1, dtype=np.float64)
+        # C C^T + (1 - C)(1 - C)^T, expanded so that one product suffices.
+        kernel += 2 * (c @ c.T) - on[:, None] - on[None, :] + units
+    sign, logdet = np.linalg.slogdet(kernel)
+    return float(logdet) if sign > 0 else float("-inf")
+
+
+def _jacob_cov(jacobian: np.ndarray) -> float:
+    """The jacob_cov score of per-example input gradients (one row per example)."""
+    rows = jacobian.reshape(len(jacobian), -1).astype(np.float64)
+    with np.errstate(all="ignore"):
+        corr = np.atleast_2d(np.corrcoef(rows))
+    if not np.all(np.isfinite(corr)):
+        return float("-inf")
+    eigenvalues = np.clip(np.linalg.eigvalsh(corr), 0.0, None)
+    shifted = eigenvalues + JACOB_COV_K
+    return float(-np.sum(np.log(shifted) + 1.0 / shifted))
+
+
+def _synflow(model: keras.Model, shape: tuple) -> float:
+    try:
+        copy = _float64_copy(model)
+    except Exception as error:  # Rebuilding a layer from its config can fail many ways.
+        log.warning(
+            "synflow: cannot copy the model %r in float64 (%s: %s); scoring it in float32.",
+            model.name,
+            type(error).__name__,
+            error,
+        )
+        with _model.preserved(model):
+            _linearize(model)
+            return _synflow_pass(model, shape, "float32")
+    return _synflow_pass(copy, shape, "float64")
+
+
+def _synflow_pass(model: keras.Model, shape: tuple, dtype: str) -> float:
+    """sum theta * dR/dtheta of an already linearized model (abs weights, no BatchNorm)."""
+    weights = _model.proxy_weights(model)
+    ones = tf.ones((1, *shape), dtype=dtype)
+    with _model.logits_net(model) as net, tf.GradientTape() as tape:
+        total = tf.reduce_sum(tf.cast(net(ones, training=False)[0], dtype))
+    grads = tape.gradient(total, weights)
+    return sum(
+        float(np.sum(w.numpy().astype(np.float64) * _dense(g)))
+        for w, g in zip(weights, grads, strict=True)
+        if g is not None
+    )
+
+
+def _float64_copy(model: keras.Model) -> keras.Model:
+    """A float64 copy of the model with absolute weights and identity BatchNormalization."""
+    pairs = []
+
+    def copy_layer(layer):
+        new = layer.__class__.from_config({**layer.get_config(), "dtype": "float64"})
+        pairs.append((layer, new))
+        return new
+
+    # Initializers without a seed draw one from Python's generator as they are
+    # made: the copy restores its state. Explicit names draw no Keras name numbers.
+    state = random.getstate()
+    try:
+        graph = keras.Model(model.inputs[0], model.outputs[0], name="kerasnas_proxies_graph")
+        inputs = keras.Input(
+            batch_shape=model.inputs[0].shape, dtype="float64", name="kerasnas_proxies_input"
+        )
+        copy = keras.models.clone_model(
+            graph, input_tensors=inputs, clone_function=copy_layer, recursive=True
+        )
+    finally:
+        random.setstate(state)
+    for layer, new in pairs:
+        if new.weights:
+            new.set_weights([np.abs(w).astype(np.float64) for w in layer.get_weights()])
+    _remove_batch_norm(copy)
+    return copy
+
+
+def _linearize(model: keras.Model) -> None:
+    """In place: every float variable made absolute, every BatchNormalization the identity."""
+    for variable in model.variables:
+        if np.issubdtype(np.dtype(variable.dtype), np.floating):
+            variable.assign(np.abs(variable.numpy()))
+    _remove_batch_norm(model)
+
+
+def _remove_batch_norm(model: keras.Model) -> None:
+    """Makes every BatchNormalization layer the identity in inference mode."""
+    for layer in _model.walk(model):
+        if isinstance(layer, layers.BatchNormalization):
+            layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
+            layer.moving_variance.assign(np.full(layer.moving_variance.shape, 1 - layer.epsilon))
+            if layer.scale:
+                layer.gamma.assign(np.ones(layer.gamma.shape))
+            if layer.center:
+                layer.beta.assign(np.zeros(layer.beta.shape))
+
+
+def _dense(gradient) -> np.ndarray:
+    """A gradient as a float64 array (an embedding's comes as `tf.IndexedSlices`)."""
+    return tf.convert_to_tensor(gradient).numpy().astype(np.float64)
