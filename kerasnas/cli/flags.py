@@ -139,7 +139,8 @@ flags.DEFINE_enum(
     "Search strategy: random (uniform, no isomorphic repeats), grid (every architecture "
     "of a small space, in order), evolution (regularized evolution), local (local search "
     "over one-decision neighbours), bananas (predictor-guided, BANANAS), controller (RL "
-    "controller, REINFORCE or PPO), morphism (network "
+    "controller, REINFORCE or PPO), prescreen (zero-cost proxies rank a pool of untrained "
+    "architectures; the best train), morphism (network "
     "morphism: children grow trained networks and inherit their weights); one-shot, "
     "with a weight-sharing supernet of a nasnet or nasbench201 space that ranks the "
     "candidates the trials train: oneshot (uniform path dropout, Bender et al.), spos, "
@@ -176,6 +177,24 @@ flags.DEFINE_integer(
         "controller: architectures sampled per policy update. Default: {default}.",
     ),
     lower_bound=1,
+)
+flags.DEFINE_integer(
+    "prescreen_pool",
+    None,
+    _strategy_help(
+        "prescreen_pool", "prescreen: architectures scored untrained. Default: {default}."
+    ),
+    lower_bound=1,
+)
+flags.DEFINE_enum(
+    "prescreen_proxy",
+    None,
+    ["vote", "synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params", "flops"],
+    _strategy_help(
+        "prescreen_proxy",
+        "prescreen: the zero-cost proxy that ranks the pool (vote: the mean rank of several). "
+        "Default: {default}.",
+    ),
 )
 flags.DEFINE_enum(
     "morphism_mode",

@@ -15,6 +15,7 @@ from kerasnas.oracles.oneshot import (
     OneShotOracle,
     SPOSOracle,
 )
+from kerasnas.oracles.prescreen import PrescreenOracle
 from kerasnas.oracles.random import RandomSearchOracle
 
 # Strategy names accepted by `kerasnas.Search(strategy=...)`, also the `--strategy` values of
@@ -32,6 +33,7 @@ STRATEGIES = {
     "gdas": GDASOracle,
     "local": LocalSearchOracle,
     "bananas": BananasOracle,
+    "prescreen": PrescreenOracle,
 }
 
 
@@ -71,6 +73,7 @@ __all__ = [
     "SearchContext",
     "TrialContext",
     "OneShotOracle",
+    "PrescreenOracle",
     "RandomSearchOracle",
     "SPOSOracle",
 ]

@@ -29,7 +29,9 @@ class TrialRecord(TypedDict):
     `message` (the error of a failed trial, else None); `morph` (a network-
     morphism trial's lineage `{"parent", "ops", "inherited"}`, else None);
     `halving` (with successive halving: `{"rung", "epochs", "parent",
-    "scores"}`, the scores of the trial's line from rung 0; else None).
+    "scores"}`, the scores of the trial's line from rung 0; else None);
+    `prescreen` (strategy "prescreen": `{"rank", "score"}`, the trial's place
+    in the zero-cost ranking and its score; else None).
     """
 
     trial_id: str
@@ -43,6 +45,7 @@ class TrialRecord(TypedDict):
     message: str | None
     morph: dict[str, Any] | None
     halving: dict[str, Any] | None
+    prescreen: dict[str, Any] | None
 
 
 def trial_record(
@@ -65,6 +68,7 @@ def trial_record(
         "message": trial.message,
         "morph": None,
         "halving": None,
+        "prescreen": None,
     }
     if nas:
         record.update(oracle.trial_details(trial))  # type: ignore[typeddict-item]

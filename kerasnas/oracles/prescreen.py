@@ -1,0 +1,177 @@
+"""Pre-screening: many architectures scored untrained by zero-cost proxies; the best train."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+
+from kerasnas import proxies
+from kerasnas._io import read_json, write_json
+from kerasnas.oracles.base import NasOracle, SearchContext
+from kerasnas.spaces.base import SearchSpace
+
+log = logging.getLogger(__name__)
+
+#: The proxies `PrescreenOracle` can rank by: one of `kn.proxies.PROXIES`, or "vote".
+RANKINGS = ("vote", *proxies.PROXIES)
+
+
+class PrescreenOracle(NasOracle):
+    """Zero-cost pre-screening: score a large pool untrained, train only the best.
+
+    ```
+    prepare:  draw `pool_size` distinct architectures of the space; build each
+              (untrained) and score it with a zero-cost proxy of `kn.proxies`
+              on one batch of the training data (`proxy`: one proxy, or the
+              rank vote of `vote_proxies`)
+    trials:   the pool's architectures, best score first
+    ```
+
+    The pool's scores cost well under a second per architecture on a CPU
+    (`kn.proxies`), a small share of one training; they count against the
+    search's `time_budget`. The ranking is saved with the oracle's state and
+    in `prescreen.json` in the project, so a resumed search does not score
+    again. With `halving=kn.Halving(...)` the best-scored architectures
+    then race through successive halving.
+
+    Args:
+        space: The `kerasnas.spaces.SearchSpace` to search.
+        pool_size: Architectures drawn and scored. Defaults to 500.
+        proxy: What ranks the pool: `"vote"` (the mean rank over
+            `vote_proxies`) or one of `kn.proxies.PROXIES`. Defaults to
+            `"vote"`.
+        vote_proxies: The proxies of the vote. Defaults to
+            `kn.proxies.VOTE_PROXIES`.
+        batch_size: Training examples the proxies see. Defaults to 64.
+        **kwargs: `NasOracle` arguments: `objective`, `max_trials`, `seed`,
+            `halving`, ...
+    """
+
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
+    cli_flags = {"prescreen_pool": "pool_size", "prescreen_proxy": "proxy"}
+
+    needs_runner = True  # The pool is scored in `prepare`, which the runner calls.
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        pool_size: int = 500,
+        proxy: str = "vote",
+        vote_proxies: tuple[str, ...] = proxies.VOTE_PROXIES,
+        batch_size: int = 64,
+        **kwargs: Any,
+    ):
+        if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
+            raise ValueError(f"pool_size must be an integer >= 1. Received: {pool_size!r}.")
+        if proxy not in RANKINGS:
+            raise ValueError(f"proxy must be one of {list(RANKINGS)}. Received: {proxy!r}.")
+        proxies.measures.check_proxies(vote_proxies)
+        super().__init__(space, **kwargs)
+        self.pool_size = pool_size
+        self.proxy = proxy
+        self.vote_proxies = tuple(vote_proxies)
+        self.batch_size = batch_size
+        self.ranking: list[dict[str, Any]] = []  # {"values", "score"}, best first
+        self._next = 0
+
+    def trial_settings(self) -> dict[str, Any]:
+        return {**super().trial_settings(), "proxy": self.proxy, "pool_size": self.pool_size}
+
+    # -- The pool ---------------------------------------------------------------
+    def prepare(self, context: SearchContext) -> None:
+        """Scores the pool, unless a resumed search has its ranking."""
+        saved = os.path.join(context.directory, "prescreen.json")
+        if not self.ranking and os.path.exists(saved):  # The oracle's state was lost.
+            self.ranking = read_json(saved)["ranking"]
+        if self.ranking:
+            if context.progress:
+                log.info("prescreen: the ranking of %d architectures restored", len(self.ranking))
+            return
+        x, y = first_examples(context.train, self.batch_size)
+        rng = self.rng()
+        pool, seen = [], set()
+        for _ in range(self.pool_size * self.max_collisions):
+            if len(pool) == self.pool_size:
+                break
+            arch = self.space.sample(rng)
+            if arch.hash() not in seen:
+                seen.add(arch.hash())
+                pool.append(arch)
+        start, scores, names = time.perf_counter(), [], self._proxy_names()
+        for i, arch in enumerate(pool):
+            keras.utils.set_random_seed(int(rng.integers(2**31)))
+            model = self.space.build_model(arch)
+            scores.append(proxies.score(model, x, y, proxies=names, seed=self.seed or 0))
+            keras.backend.clear_session()
+            if context.progress and (i + 1) % max(1, len(pool) // 5) == 0:
+                log.info("prescreen: %d/%d architectures scored (%s) in %.1fs",
+                         i + 1, len(pool), self.proxy, time.perf_counter() - start)  # fmt: skip
+        ranked = proxies.vote(scores, self.vote_proxies) if self.proxy == "vote" else [
+            s[self.proxy] for s in scores
+        ]  # fmt: skip
+        order = np.argsort(-np.nan_to_num(np.asarray(ranked, float), nan=-np.inf), kind="stable")
+        self.ranking = [
+            {"values": self.space.encode(pool[i]), "hash": pool[i].hash(),
+             "score": float(ranked[i]), "proxies": scores[i]}
+            for i in order
+        ]  # fmt: skip
+        write_json(saved, {"proxy": self.proxy, "ranking": self.ranking}, indent=1)
+        self.save()
+
+    def _proxy_names(self) -> tuple[str, ...]:
+        return self.vote_proxies if self.proxy == "vote" else (self.proxy,)
+
+    # -- Trials -----------------------------------------------------------------
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        if not self.ranking:
+            return self.stop(
+                "the prescreen ranking is empty: the trial runner's prepare hook scores the "
+                "pool first (kerasnas.Search or kerasnas.NasTuner)"
+            )
+        while self._next < len(self.ranking):
+            arch = self.space.decode(self.ranking[self._next]["values"])
+            self._next += 1
+            if self.is_new(arch):
+                return self.propose(arch)
+        return self.stop(f"all {len(self.ranking)} pre-screened architectures have been tried")
+
+    def trial_details(self, trial: Any) -> dict[str, Any]:
+        """With the base's details, `{"prescreen": {"rank", "score"}}`: the trial's place in
+        the ranking (1 is the best score) and its score."""
+        key = self.network_hash(trial.hyperparameters.values)
+        places = {entry["hash"]: i for i, entry in enumerate(self.ranking)}
+        place = places.get(key)
+        found = (
+            None if place is None else {"rank": place + 1, "score": self.ranking[place]["score"]}
+        )
+        return {**super().trial_details(trial), "prescreen": found}
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "ranking": self.ranking, "next": self._next}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.ranking = state.get("ranking", [])
+        self._next = state.get("next", 0)
+
+
+def first_examples(dataset: Any, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` examples of a batched `(x, y)` dataset, as numpy arrays."""
+    xs, ys, seen = [], [], 0
+    for x, y in dataset:
+        xs.append(np.asarray(x))
+        ys.append(np.asarray(y))
+        seen += len(xs[-1])
+        if seen >= count:
+            break
+    if not xs:
+        raise ValueError("The training data is empty: the prescreen has no example to score on.")
+    y = np.concatenate(ys)[:count]
+    if np.issubdtype(y.dtype, np.floating) and y.ndim == 2:  # One-hot (smoothed) labels.
+        y = y.argmax(-1)
+    return np.concatenate(xs)[:count], y
