@@ -230,6 +230,9 @@ class Estimate:
         self.name, self.scores, self.seconds, self.note = name, list(scores), seconds, note
 
 
+VOTES: list[tuple[str, ...]] = []  # Other proxy sets to vote with (--votes).
+
+
 def proxy_estimates(space: Any, archs: list[dict], data: Data, seed: int) -> list[Estimate]:
     """Every proxy of `kn.proxies`, their vote, params and FLOPs, of freshly built networks."""
     x, y = data["train"]
@@ -247,6 +250,8 @@ def proxy_estimates(space: Any, archs: list[dict], data: Data, seed: int) -> lis
     out = [Estimate(name, [s[name] for s in scores], total, "all proxies together")
            for name in kn.proxies.PROXIES if name not in ("params", "flops")]  # fmt: skip
     out.append(Estimate("vote", kn.proxies.vote(scores), total, f"of {kn.proxies.VOTE_PROXIES}"))
+    for names in VOTES:
+        out.append(Estimate(f"vote[{'+'.join(names)}]", kn.proxies.vote(scores, names), total))
     for name in ("params", "flops"):
         out.append(Estimate(name, [s[name] for s in scores], float(np.sum(build_seconds)), "build"))
     return out
@@ -264,8 +269,8 @@ def training_estimate(
 
 def supernet_estimate(
     method: str, space: Any, archs: list[dict], data: Data, seed: int, args: argparse.Namespace
-) -> Estimate:
-    """One-shot validation accuracy of each architecture through one trained supernet."""
+) -> list[Estimate]:
+    """One-shot validation accuracy (and loss) of each architecture through one supernet."""
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     supernet = methods.build_supernet(space)
@@ -280,8 +285,49 @@ def supernet_estimate(
     )  # fmt: skip
     by_key = {space.key(v): sc for v, sc in zip(result.ranking, result.scores, strict=True)}
     note = f"{args.supernet_epochs} epochs, batch {args.supernet_batch_size}"
-    return Estimate(f"supernet_{method}", [by_key[space.key(v)] for v in archs],
-                    time.perf_counter() - start, note)  # fmt: skip
+    seconds = time.perf_counter() - start
+    # The same trained supernet, each path scored by its validation loss instead.
+    start = time.perf_counter()
+    losses = []
+    for values in archs:
+        path = supernet.path(values)
+        result.trainer.calibrate(result.calibration, path, args.calibration_batches)
+        losses.append(-result.trainer.loss(val, path))
+    by_loss = seconds - result.rank_time + time.perf_counter() - start
+    return [
+        Estimate(f"supernet_{method}", [by_key[space.key(v)] for v in archs], seconds, note),
+        Estimate(f"supernet_{method}_loss", losses, by_loss, note + ", scored by val loss"),
+    ]
+
+
+def shared_table_rows(n: int, seed: int, stand_in: tuple[np.ndarray, np.ndarray]) -> None:
+    """Proxies of `n` architectures of each shared table against the table's accuracies.
+
+    The tables hold CIFAR-10 accuracies (mean over training seeds) of whole
+    spaces, so they rank proxies on other spaces and data at no training cost.
+    Their images are not here: the proxies' batch is Fashion-MNIST images
+    padded to 32x32 and repeated over 3 channels, a stand-in (synflow, params
+    and FLOPs read no data).
+    """
+    from kerasnas.benchmarks import harness
+
+    x, y = stand_in
+    x = np.repeat(np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=-1)
+    for name, path in sorted(kn.benchmarks.shared_table_paths().items()):
+        bench = harness.TableSpec(name, path).load()
+        bench.space.configure(input_shape=(32, 32, 3), num_classes=10)
+        keys = sorted(bench.table)
+        keys = [keys[i] for i in np.random.default_rng(seed).choice(len(keys), n, replace=False)]
+        truth = [
+            {"val": float(np.mean(bench.table[k]["test_accuracy"])), "test": 0.0} for k in keys
+        ]
+        archs = [bench.space.encode(bench.space.from_key(k)) for k in keys]
+        start = time.perf_counter()
+        estimates = proxy_estimates(bench.space, archs, {"train": (x, y)}, seed)
+        rows = table(estimates, truth, 1.0)
+        taus = " ".join(f"{r['name']}={r['tau']:.3f}" for r in rows)
+        print(f"table={name} archs={n} seconds={time.perf_counter() - start:.0f} {taus}",
+              flush=True)  # fmt: skip
 
 
 def table(estimates: list[Estimate], truth: list[dict], standalone_seconds: float) -> list[dict]:
@@ -358,10 +404,14 @@ def run_estimators(args: argparse.Namespace) -> None:
     for method in args.supernet_methods.split(","):
 
         def supernet(seed: int, m: str = method) -> list[Estimate]:
-            return [supernet_estimate(m, space, archs, data, seed, args)]
+            return supernet_estimate(m, space, archs, data, seed, args)
 
         add("supernet", supernet, args.supernet_seeds)
     print_table(rows, truth)
+    if args.table_archs:
+        print(f"zero-cost proxies on the shared tables ({args.table_archs} architectures each; "
+              "Kendall tau against the table's mean CIFAR-10 accuracy):", flush=True)  # fmt: skip
+        shared_table_rows(args.table_archs, 0, (data["train"][0][:256], data["train"][1][:256]))
     by_name = {r["name"]: r for r in rows}
     cheap = [r for r in rows if r["name"] not in ("params", "flops")]
     best = max(cheap, key=lambda r: r["tau"]) if cheap else None
@@ -391,7 +441,12 @@ def main() -> None:
     parser.add_argument("--supernet_learning_rate", type=float, default=2e-3)
     parser.add_argument("--supernet_val_examples", type=int, default=2000)
     parser.add_argument("--calibration_batches", type=int, default=4)
+    parser.add_argument("--table_archs", type=int, default=30,
+                        help="architectures per shared table (0: none)")  # fmt: skip
+    parser.add_argument("--votes", default="synflow+naswot,synflow+jacob_cov+snip",
+                        help="other proxy sets whose rank vote is shown ('+'-joined)")  # fmt: skip
     args = parser.parse_args()
+    VOTES[:] = [tuple(v.split("+")) for v in args.votes.split(",") if v]
     if args.train_ground_truth:
         train_ground_truth(args.ground_truth, args.run)
         return

@@ -215,6 +215,15 @@ class OneShotTrainer:
             seen += int(y.shape[0])
         return correct / max(seen, 1)
 
+    def loss(self, dataset: tf.data.Dataset, path: np.ndarray) -> float:
+        """Mean cross-entropy of one path on `dataset` (inference mode)."""
+        total = seen = 0.0
+        for x, y in dataset:
+            y = tf.cast(tf.reshape(y, [-1]), "int32")
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, self.logits(x, path))
+            total, seen = total + float(tf.reduce_sum(ce)), seen + int(y.shape[0])
+        return total / max(seen, 1.0)
+
     def score(
         self,
         path: np.ndarray,
