@@ -27,8 +27,8 @@ class PrescreenOracle(NasOracle):
     ```
     prepare:  draw `pool_size` distinct architectures of the space; build each
               (untrained) and score it with a zero-cost proxy of `kn.proxies`
-              on one batch of the training data (`proxy`: one proxy, or the
-              rank vote of `vote_proxies`)
+              on one batch of the training data (`proxy`: NASWOT by default,
+              another proxy, or the rank vote of `vote_proxies`)
     trials:   the pool's architectures, best score first
     ```
 
@@ -42,9 +42,10 @@ class PrescreenOracle(NasOracle):
     Args:
         space: The `kerasnas.spaces.SearchSpace` to search.
         pool_size: Architectures drawn and scored. Defaults to 500.
-        proxy: What ranks the pool: `"vote"` (the mean rank over
-            `vote_proxies`) or one of `kn.proxies.PROXIES`. Defaults to
-            `"vote"`.
+        proxy: What ranks the pool: one of `kn.proxies.PROXIES`, or
+            `"vote"` (the mean rank over `vote_proxies`). Defaults to
+            `"naswot"`, the proxy that ranked best on every ground truth of
+            `benchmarks/ranking.py` (docs/cheap_evaluation.md).
         vote_proxies: The proxies of the vote. Defaults to
             `kn.proxies.VOTE_PROXIES`.
         batch_size: Training examples the proxies see. Defaults to 64.
@@ -61,7 +62,7 @@ class PrescreenOracle(NasOracle):
         self,
         space: SearchSpace,
         pool_size: int = 500,
-        proxy: str = "vote",
+        proxy: str = "naswot",
         vote_proxies: tuple[str, ...] = proxies.VOTE_PROXIES,
         batch_size: int = 64,
         **kwargs: Any,
