@@ -398,7 +398,7 @@ def run_estimators(args: argparse.Namespace) -> None:
     add("proxies", lambda seed: proxy_estimates(space, archs, data, seed), args.seeds)
     add("short", lambda seed: [training_estimate(
         "short_training", space, archs, data, seed, args.short_epochs, args.short_examples)],
-        args.seeds)  # fmt: skip
+        args.short_seeds)  # fmt: skip
     add("halving", lambda seed: [training_estimate(
         "halving_rung1", space, archs, data, seed, 1, SETTINGS["train_examples"])], 1)  # fmt: skip
     for method in args.supernet_methods.split(","):
@@ -431,7 +431,8 @@ def main() -> None:
     parser.add_argument("--run", type=int, default=0, help="with --train_ground_truth")
     parser.add_argument("--estimators", default="all",
                         help="proxies,short,halving,supernet or all")  # fmt: skip
-    parser.add_argument("--seeds", type=int, default=3, help="of the proxies and short training")
+    parser.add_argument("--seeds", type=int, default=3, help="of the proxies")
+    parser.add_argument("--short_seeds", type=int, default=1, help="of short training")
     parser.add_argument("--short_epochs", type=int, default=1)
     parser.add_argument("--short_examples", type=int, default=2000)
     parser.add_argument("--supernet_methods", default="uniform,spos")
