@@ -75,31 +75,59 @@ def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
 
-def run_kerasnas(data, args, directory: str) -> float:
+# The NASNet cell space sized for one CPU core: 3 blocks a cell, one cell a stage, 16
+# filters, plain 3x3 convolutions beside one separable convolution (NASNet's separable
+# convolutions run slowly on a CPU), pooling and identity.
+NASNET_OPS = ("conv_3x3", "sep_conv_3x3", "avg_pool_3x3", "max_pool_3x3", "identity")
+
+
+def final_recipe(args: argparse.Namespace) -> kn.Recipe:
+    """kerasnas's final recipe (cosine schedule, label smoothing, translation and flips)."""
+    return kn.Recipe(epochs=args.trial_epochs, batch_size=128, learning_rate=3e-3,
+                     translate=0.1, flip=True, label_smoothing=0.1)  # fmt: skip
+
+
+def kerasnas_search(space_name: str, args: argparse.Namespace, budget: float, directory: str):
+    """The `kn.Search` of one kerasnas contender (see the module's documentation)."""
+    trial_recipe = kn.Recipe(epochs=args.trial_epochs, batch_size=128, learning_rate=3e-3)
+    common = dict(
+        max_trials=1000, seed=args.seed, directory=directory, overwrite=True,
+        time_budget=budget, reserve=args.reserve * budget, recipe=trial_recipe,
+    )  # fmt: skip
+    if space_name == "convnet":
+        return kn.Search(kn.spaces.ConvNetSpace(), project_name="kerasnas", **common)
+    space = kn.spaces.NASNetSpace(num_blocks=3, num_cells=1, filters=16, ops=NASNET_OPS)
+    return kn.Search(
+        space, "prescreen", pool_size=args.prescreen_pool, project_name=f"kerasnas_{space_name}",
+        halving=kn.Halving(max_epochs=3, min_epochs=1, eta=3), **common,
+    )  # fmt: skip
+
+
+def run_kerasnas(data, args, directory: str, space_name: str = "convnet") -> dict[str, float]:
     (x, y), (xv, yv), (xt, yt) = data
+    name = contender_name(space_name)
     start = time.perf_counter()
     budget = args.budget_minutes * 60
-    space = kn.spaces.ConvNetSpace()
-    trial_recipe = kn.Recipe(epochs=args.trial_epochs, batch_size=128, learning_rate=3e-3)
-    search = kn.Search(
-        space, max_trials=1000, seed=args.seed, directory=directory, project_name="kerasnas",
-        overwrite=True, time_budget=budget, reserve=args.reserve * budget, recipe=trial_recipe,
-    )  # fmt: skip
+    search = kerasnas_search(space_name, args, budget, directory)
     sub = slice(0, args.trial_examples)
     search.fit(x[sub], y[sub], validation_data=(xv, yv))
     done = search.completed_trials()
     best = search.best_trials(1)[0]
     left = search.time_left()
-    log(f"kerasnas: {len(done)} trials; best val_accuracy {best.score:.4f} "
-        f"{search.best_architectures(1)[0].choices}")  # fmt: skip
-    log(f"kerasnas: final training in the {left:.0f}s left")
-    final = trial_recipe.replace(translate=0.1, flip=True, label_smoothing=0.1)
+    arch = search.best_architectures(1)[0]
+    log(f"{name}: {len(done)} trials; best val_accuracy {best.score:.4f} "
+        f"{arch.choices or arch.to_json()}")  # fmt: skip
+    log(f"{name}: final training in the {left:.0f}s left")
     # As many epochs as fit in what is left (its speed measured on a few steps), less
     # a margin for the test pass.
-    model = search.retrain(x, y, (xv, yv), recipe=final, time_budget=left - 20)
+    model = search.retrain(x, y, (xv, yv), recipe=final_recipe(args), time_budget=left - 20)
     _, acc = model.evaluate(xt, yt, verbose=0)
-    log(f"kerasnas: test accuracy {acc:.4f} after {time.perf_counter() - start:.0f}s")
-    return float(acc)
+    log(f"{name}: test accuracy {acc:.4f} after {time.perf_counter() - start:.0f}s")
+    return {name: float(acc)}
+
+
+def contender_name(space_name: str) -> str:
+    return "kerasnas" if space_name == "convnet" else f"kerasnas_{space_name}"
 
 
 def cnn(hp: keras_tuner.HyperParameters) -> keras.Model:
@@ -129,7 +157,7 @@ def cnn(hp: keras_tuner.HyperParameters) -> keras.Model:
     return model
 
 
-def run_keras_tuner(data, args, directory: str) -> float:
+def run_keras_tuner(data, args, directory: str) -> dict[str, float]:
     (x, y), (xv, yv), (xt, yt) = data
     start = time.perf_counter()
     budget = args.budget_minutes * 60
@@ -152,26 +180,50 @@ def run_keras_tuner(data, args, directory: str) -> float:
         trials += 1
         best = tuner.oracle.get_best_trials(1)[0]
         log(f"keras_tuner: trial {trials} took {took:.0f}s, best val_accuracy {best.score:.4f}")
-    log(f"keras_tuner: best {best.hyperparameters.values}")
-    # The final training's epochs: as many as fit in the time left at the speed measured on
-    # a few steps of a throwaway copy, re-planned after each epoch from the epochs' times:
-    # the rule `Search.retrain(time_budget=)` follows (its learning rate is constant).
-    began = time.perf_counter()
+    hp = tuner.get_best_hyperparameters(1)[0]
+    log(f"keras_tuner: best {hp.values}")
     images = kn.data.to_dataset(np.concatenate([x, xv]), np.concatenate([y, yv]), 128,
                                 shuffle=True, seed=args.seed)  # fmt: skip
-    hp = tuner.get_best_hyperparameters(1)[0]
-    step_s, first_s = measure_step_seconds(cnn(hp), images)
     left = budget - (time.perf_counter() - start) - 20  # 20 s for the test pass, as kerasnas
-    epochs = epochs_within(left, step_s, steps_per_epoch(images), first_s)
-    measured = time.perf_counter() - began
-    log(f"keras_tuner: {trials} trials; final training {epochs} epochs in {left:.0f}s left "
-        f"({step_s * 1000:.0f} ms a step, measured in {measured:.0f}s)")  # fmt: skip
+    scores = {"keras_tuner": final_training("keras_tuner", hp, images, None, left, (xt, yt), args)}
+    log(f"keras_tuner: test accuracy {scores['keras_tuner']:.4f} after "
+        f"{time.perf_counter() - start:.0f}s")  # fmt: skip
+    if args.keras_tuner_recipe:
+        # The same network given the same time again, with kerasnas's final recipe: what the
+        # recipe adds, apart from what the search found (outside the contender's budget).
+        scores["keras_tuner_recipe"] = final_training(
+            "keras_tuner_recipe", hp, images, final_recipe(args), left, (xt, yt), args
+        )
+    return scores
+
+
+def final_training(name, hp, images, recipe, seconds: float, test, args) -> float:
+    """Trains `cnn(hp)` from scratch for the epochs that fit in `seconds`; its test accuracy.
+
+    The epochs: as many as fit at the speed measured on a few steps of a
+    throwaway copy, re-planned after each epoch from the epochs' times: the
+    rule `Search.retrain(time_budget=)` follows. Without a `recipe`, as a
+    keras-tuner user would: Adam at the searched rate, constant, no
+    augmentation; with one, its optimizer, schedule, loss and augmentation.
+    """
+    began = time.perf_counter()
+    steps = steps_per_epoch(images)
+    train = images if recipe is None else recipe.augment(images, seed=args.seed)
+
+    def model(epochs: int) -> keras.Model:
+        built = cnn(hp)
+        return built if recipe is None else recipe.replace(epochs=epochs).compile(built, steps)
+
+    step_s, first_s = measure_step_seconds(model(1), train)
+    epochs = epochs_within(seconds - (time.perf_counter() - began), step_s, steps, first_s)
+    took = time.perf_counter() - began
+    log(f"{name}: final training {epochs} epochs in {seconds:.0f}s "
+        f"({step_s * 1000:.0f} ms a step, measured in {took:.0f}s)")  # fmt: skip
     keras.utils.set_random_seed(args.seed)
-    model = cnn(hp)
-    epochs = fit_within(model, images, epochs, start + budget - 20)
-    log(f"keras_tuner: trained {epochs} epochs")
-    _, acc = model.evaluate(xt, yt, verbose=0)
-    log(f"keras_tuner: test accuracy {acc:.4f} after {time.perf_counter() - start:.0f}s")
+    final = model(epochs)
+    epochs = fit_within(final, train, epochs, began + seconds)
+    _, acc = final.evaluate(*test, verbose=0)
+    log(f"{name}: trained {epochs} epochs; test accuracy {acc:.4f}")
     return float(acc)
 
 
@@ -228,7 +280,7 @@ def run_autokeras(data, args, directory: str) -> float:
         from autokeras.blocks import heads
     except ImportError:
         log("autokeras: not installed (pip install autokeras); nan")
-        return math.nan
+        return {"autokeras": math.nan}
     _patch_autokeras_head(heads.ClassificationHead)
     (x, y), (xv, yv), (xt, yt) = data
     start = time.perf_counter()
@@ -266,7 +318,7 @@ def run_autokeras(data, args, directory: str) -> float:
     # AutoKeras encodes the labels itself (its exported model expects one-hot targets).
     _, acc = clf.evaluate(xt, yt, verbose=0)[:2]
     log(f"autokeras: test accuracy {acc:.4f} after {time.perf_counter() - start:.0f}s")
-    return float(acc)
+    return {"autokeras": float(acc)}
 
 
 def run_parallel(args: argparse.Namespace, chosen: list[str], directory: str) -> dict:
@@ -285,8 +337,9 @@ def run_parallel(args: argparse.Namespace, chosen: list[str], directory: str) ->
             result = os.path.join(directory, f"{name}.json")
             argv = [sys.executable, os.path.abspath(__file__), f"--only={name}",
                     f"--result_json={result}", f"--directory={directory}",
-                    *(f"--{k}={v}" for k, v in vars(args).items()
-                      if k not in ("only", "parallel", "result_json", "directory"))]  # fmt: skip
+                    *(f"--{k}" if v is True else f"--{k}={v}" for k, v in vars(args).items()
+                      if k not in ("only", "parallel", "result_json", "directory")
+                      and v is not False)]  # fmt: skip
             pin = functools.partial(os.sched_setaffinity, 0, {core})
             proc = subprocess.Popen(argv, preexec_fn=pin)
             log(f"parallel: {name} started on core {core} (pid {proc.pid})")
@@ -301,7 +354,7 @@ def run_parallel(args: argparse.Namespace, chosen: list[str], directory: str) ->
                 scores[name] = math.nan
             else:
                 with open(result) as f:
-                    scores[name] = json.load(f)[name]
+                    scores.update(json.load(f))
     return scores
 
 
@@ -315,6 +368,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--directory", default=None)
     parser.add_argument("--only", default="kerasnas,keras_tuner,autokeras")
+    parser.add_argument("--space", default="convnet",
+                        help="kerasnas's space(s), comma-separated: convnet, nasnet")  # fmt: skip
+    parser.add_argument("--prescreen_pool", type=int, default=100,
+                        help="architectures the NASNet search scores with NASWOT")  # fmt: skip
+    parser.add_argument("--keras_tuner_recipe", action="store_true",
+                        help="retrain keras-tuner's best with kerasnas's recipe too")  # fmt: skip
     parser.add_argument("--parallel", action="store_true",
                         help="run the contenders at once, each pinned to its own core")  # fmt: skip
     parser.add_argument("--result_json", default="", help=argparse.SUPPRESS)
@@ -323,6 +382,9 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.reserve < 1:
         parser.error("--reserve must lie in (0, 1)")
+    spaces = args.space.split(",")
+    if not set(spaces) <= {"convnet", "nasnet"}:
+        parser.error(f"--space: choose among convnet, nasnet. Received: {args.space!r}")
     data = kn.data.load("fashion_mnist")
     if args.limit:
         data = tuple((a[: args.limit], b[: args.limit]) for a, b in data)
@@ -330,23 +392,26 @@ def main() -> None:
     log(f"Fashion-MNIST: {len(x)} train, {len(xv)} validation, {len(xt)} test; "
         f"budget {args.budget_minutes:g} min each")  # fmt: skip
     directory = args.directory or tempfile.mkdtemp(prefix="fashion_bench_")
-    runs = {"kerasnas": run_kerasnas, "keras_tuner": run_keras_tuner, "autokeras": run_autokeras}
-    chosen = args.only.split(",")
-    unknown = sorted(set(chosen) - set(runs))
+    runs = {contender_name(s): functools.partial(run_kerasnas, space_name=s) for s in spaces}
+    runs.update(keras_tuner=run_keras_tuner, autokeras=run_autokeras)
+    # "kerasnas" in --only names every kerasnas contender (one per --space).
+    chosen = [n for n in runs for o in args.only.split(",")
+              if o == n or (o == "kerasnas" and n.startswith("kerasnas"))]  # fmt: skip
+    unknown = sorted(set(args.only.split(",")) - set(runs) - {"kerasnas"})
     if unknown:
         parser.error(f"--only: unknown contender(s) {unknown}; choose among {sorted(runs)}")
     if args.parallel:
         done = run_parallel(args, chosen, directory)
     else:
-        done = {name: run(data, args, directory) for name, run in runs.items() if name in chosen}
+        done = {}
+        for name in chosen:
+            done.update(runs[name](data, args, directory))
     if args.result_json:
         with open(args.result_json, "w") as f:
             json.dump(done, f)
-    scores = {name: done.get(name, math.nan) for name in runs}
-    print(
-        f"kerasnas={scores['kerasnas']:.4f} keras_tuner={scores['keras_tuner']:.4f} "
-        f"autokeras={scores['autokeras']:.4f} budget_min={args.budget_minutes:g}"
-    )
+    names = [*chosen, *(["keras_tuner_recipe"] if "keras_tuner_recipe" in done else [])]
+    print(" ".join(f"{n}={done.get(n, math.nan):.4f}" for n in names),
+          f"budget_min={args.budget_minutes:g}")  # fmt: skip
 
 
 if __name__ == "__main__":
