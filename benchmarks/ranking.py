@@ -21,7 +21,8 @@ Then, in one run, every cheap estimator scores the same architectures:
   all the training images, the recipe of the ground truth;
 - a weight-sharing supernet per `--supernet_methods` (trained once per seed
   of `--supernet_seeds`, each path's BatchNorm statistics recalibrated, then
-  scored on the validation images; the tau shown is the mean over seeds).
+  scored on the validation images by its loss, as `methods.run` ranks by
+  default, and by its accuracy (`_acc`); the tau shown is the mean over seeds).
 
 For each it prints Kendall's tau and Spearman's rho against the ground
 truth's validation accuracy, its cost in seconds (measured here: building,
@@ -33,7 +34,7 @@ last line:
     best=<estimator> kendall_tau=<x> cost_ratio=<y> params_tau=<z> supernet_tau=<w>
 
 (best: the estimator of highest tau other than params and FLOPs; supernet:
-the default one-shot method's mean tau over the seeds).
+the first of `--supernet_methods`, ranked by loss: its mean tau over the seeds).
 
 `--train_ground_truth --run=K` trains run K (the K-th seed) of every
 architecture into `<ground_truth>.runK` (resumably: rewritten after each
@@ -270,7 +271,7 @@ def training_estimate(
 def supernet_estimate(
     method: str, space: Any, archs: list[dict], data: Data, seed: int, args: argparse.Namespace
 ) -> list[Estimate]:
-    """One-shot validation accuracy (and loss) of each architecture through one supernet."""
+    """Each architecture's one-shot validation loss (and accuracy) through one supernet."""
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     supernet = methods.build_supernet(space)
@@ -280,23 +281,29 @@ def supernet_estimate(
     result = methods.run(
         method, supernet, train, val, epochs=args.supernet_epochs,
         batch_size=args.supernet_batch_size, learning_rate=args.supernet_learning_rate,
-        optimizer="adam", seed=seed, calibration_batches=args.calibration_batches,
+        optimizer=args.supernet_optimizer, seed=seed, calibration_batches=args.calibration_batches,
         num_candidates=len(archs), candidates=archs, progress=False,
     )  # fmt: skip
     by_key = {space.key(v): sc for v, sc in zip(result.ranking, result.scores, strict=True)}
-    note = f"{args.supernet_epochs} epochs, batch {args.supernet_batch_size}"
+    note = (f"{args.supernet_epochs} epochs, batch {args.supernet_batch_size}, "
+            f"{args.supernet_optimizer} {args.supernet_learning_rate:g}")  # fmt: skip
     seconds = time.perf_counter() - start
-    # The same trained supernet, each path scored by its validation loss instead.
+    # The same trained supernet, each path scored by its validation accuracy instead.
     start = time.perf_counter()
-    losses = []
+    accuracies = []
     for values in archs:
         path = supernet.path(values)
         result.trainer.calibrate(result.calibration, path, args.calibration_batches)
-        losses.append(-result.trainer.loss(val, path))
-    by_loss = seconds - result.rank_time + time.perf_counter() - start
+        accuracies.append(result.trainer.accuracy(val, path))
+    by_accuracy = seconds - result.rank_time + time.perf_counter() - start
     return [
-        Estimate(f"supernet_{method}", [by_key[space.key(v)] for v in archs], seconds, note),
-        Estimate(f"supernet_{method}_loss", losses, by_loss, note + ", scored by val loss"),
+        Estimate(
+            f"supernet_{method}",
+            [by_key[space.key(v)] for v in archs],
+            seconds,
+            note + ", by val loss",
+        ),  # fmt: skip
+        Estimate(f"supernet_{method}_acc", accuracies, by_accuracy, note + ", by val accuracy"),
     ]
 
 
@@ -440,6 +447,7 @@ def main() -> None:
     parser.add_argument("--supernet_epochs", type=int, default=6)
     parser.add_argument("--supernet_batch_size", type=int, default=32)
     parser.add_argument("--supernet_learning_rate", type=float, default=2e-3)
+    parser.add_argument("--supernet_optimizer", default="adam", choices=("adam", "sgd"))
     parser.add_argument("--supernet_val_examples", type=int, default=2000)
     parser.add_argument("--calibration_batches", type=int, default=4)
     parser.add_argument("--table_archs", type=int, default=30,

@@ -193,8 +193,8 @@ def test_methods_rank_distinct_candidates(method):
     net = methods.build_supernet(space)
     train_ds, val_ds = datasets()
     options = {"controller_steps": 10, "controller_batch": 5} if method == "enas" else {}
-    if method == "uniform":  # Adam on the shared weights, instead of SGD.
-        options = {"optimizer": "adam", "learning_rate": 3e-3}
+    if method == "uniform":  # Adam on the shared weights, ranked by accuracy.
+        options = {"optimizer": "adam", "learning_rate": 3e-3, "rank_by": "accuracy"}
     result = methods.run(
         method, net, train_ds, val_ds, epochs=2, num_candidates=4, seed=0, progress=False,
         **options,
@@ -206,9 +206,15 @@ def test_methods_rank_distinct_candidates(method):
     assert 1 <= len(result.ranking) <= 4
     hashes = {space.decode(v).hash() for v in result.ranking}
     assert len(hashes) == len(result.ranking)
-    if method in ("uniform", "enas"):  # one-shot accuracies, best first
+    if method in ("uniform", "enas"):  # best first
         assert result.scores == sorted(result.scores, reverse=True)
+    if method == "uniform":  # one-shot accuracies
         assert all(0.0 <= s <= 1.0 for s in result.scores)
+    if method == "enas":  # minus one-shot validation losses (the default)
+        assert all(s < 0.0 for s in result.scores)
+        path = net.path(net.indices(result.ranking[0]))
+        result.trainer.calibrate(result.calibration, path, 10)
+        assert -result.trainer.loss(val_ds, path) == pytest.approx(result.scores[0], rel=1e-5)
     if method == "enas":
         assert all("reward" in h for h in result.history)
 
@@ -489,3 +495,12 @@ def test_weight_steps_under_mirrored_strategy_match_one_device(tmp_path):
     assert float(lines["MEANDIFF"][0]) < 1e-4
     assert float(lines["MAXDIFF"][0]) < 0.05
     assert "RAN darts" in run.stdout
+
+
+def test_rank_by_is_checked():
+    space = kn.spaces.NASNetSpace(**SMALL_NASNET)
+    train_ds, val_ds = datasets()
+    with pytest.raises(ValueError, match=r"rank_by must be one of \('loss', 'accuracy'\)"):
+        methods.run("uniform", methods.build_supernet(space), train_ds, val_ds, rank_by="acc")
+    with pytest.raises(ValueError, match="rank_by must be one of"):
+        kn.oracles.OneShotOracle(space, rank_by="error")

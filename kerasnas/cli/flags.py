@@ -255,6 +255,16 @@ flags.DEFINE_enum(
         "Default: {default}.",
     ),
 )
+flags.DEFINE_enum(
+    "oneshot_rank_by",
+    None,
+    ["loss", "accuracy"],
+    _strategy_help(
+        "oneshot_rank_by",
+        "uniform, spos, enas: rank candidates by one-shot validation loss or accuracy. "
+        "Default: {default}.",
+    ),
+)
 flags.DEFINE_integer(
     "retrain_epochs",
     None,

@@ -39,8 +39,9 @@ class OneShotResult:
     Args:
         method: The method's name.
         ranking: Decision values of the candidates, best first.
-        scores: Each candidate's score: one-shot validation accuracy
-            (uniform, SPOS, ENAS) or log-probability under the learnt
+        scores: Each candidate's score (higher is better): minus its
+            one-shot validation loss, or its one-shot validation accuracy
+            with `rank_by="accuracy"` (uniform, SPOS, ENAS), or log-probability under the learnt
             architecture weights (DARTS, GDAS).
         history: One dict per supernet epoch (loss, accuracy, time, ...).
         train_time: Seconds spent training the supernet (and controller or
@@ -135,6 +136,7 @@ class Context:
         calibration_batches: Batches that calibrate a path's BatchNorm.
         candidates: Architectures to rank instead of drawn ones, or None.
         distribution_strategy: The weight steps' `tf.distribute.Strategy`, or None.
+        rank_by: What candidates are ranked by: `"loss"` or `"accuracy"`.
     """
 
     supernet: Supernet
@@ -150,6 +152,7 @@ class Context:
     calibration_batches: int
     candidates: Sequence[Mapping[str, Scalar]] | None = None
     distribution_strategy: Any = None
+    rank_by: str = "loss"
 
 
 @dataclasses.dataclass
@@ -277,8 +280,8 @@ def distinct_candidates(
     return list(found.values())
 
 
-def rank_by_accuracy(context: Context, paths: Sequence[list[int]]) -> Ranked:
-    """Paths by one-shot validation accuracy (BatchNorm recalibrated), best first.
+def rank_by_score(context: Context, paths: Sequence[list[int]]) -> Ranked:
+    """Paths by one-shot score (`context.rank_by`; BatchNorm recalibrated), best first.
 
     Args:
         context: The run's context.
@@ -291,6 +294,7 @@ def rank_by_accuracy(context: Context, paths: Sequence[list[int]]) -> Ranked:
         context.validation,
         context.calibration_batches,
         context.progress,
+        context.rank_by,
     )
     order = np.argsort(-np.asarray(scores), kind="stable")
     return [(paths[i], float(scores[i])) for i in order]
@@ -301,7 +305,7 @@ def train_shared(context: Context, sampler: Sampler, name: str) -> Trained:
 
     The candidates are `context.candidates` when given, else up to
     `num_candidates` distinct architectures drawn uniformly; they are ranked
-    by one-shot accuracy.
+    by one-shot score (`context.rank_by`).
 
     Args:
         context: The run's context.
@@ -332,7 +336,7 @@ def train_shared(context: Context, sampler: Sampler, name: str) -> Trained:
             paths = distinct_candidates(
                 supernet, lambda: supernet.sample_indices(context.rng), context.num_candidates
             )
-        return rank_by_accuracy(context, paths)
+        return rank_by_score(context, paths)
 
     return Trained(history, rank)
 

@@ -18,7 +18,7 @@ from kerasnas.oneshot.common import (
     is_integer,
     is_number,
     log,
-    rank_by_accuracy,
+    rank_by_score,
 )
 from kerasnas.policy import ALGORITHMS, LSTMPolicy
 
@@ -63,7 +63,7 @@ def train(context: Context, options: EnasOptions) -> Trained:
     each step on a path the policy samples, then trains the policy for
     `controller_steps` samples whose reward is the path's accuracy on a
     validation batch (BatchNorm on the batch's statistics, as in ENAS). The
-    candidates are then drawn from the policy and ranked by one-shot accuracy.
+    candidates are then drawn from the policy and ranked by one-shot score.
 
     Args:
         context: The run's context.
@@ -119,7 +119,7 @@ def train(context: Context, options: EnasOptions) -> Trained:
         paths = distinct_candidates(
             supernet, lambda: supernet.indices(policy.sample_values(rng)), context.num_candidates
         )
-        return rank_by_accuracy(context, paths)
+        return rank_by_score(context, paths)
 
     return Trained(history, rank)
 

@@ -30,7 +30,7 @@ from kerasnas.oneshot.enas import EnasOptions
 from kerasnas.oneshot.gdas import GdasOptions
 from kerasnas.oneshot.spos import SposOptions
 from kerasnas.oneshot.supernet import Supernet
-from kerasnas.oneshot.train import OneShotTrainer, rebatch, sparse_labels
+from kerasnas.oneshot.train import OneShotTrainer, check_rank_by, rebatch, sparse_labels
 from kerasnas.oneshot.uniform import UniformOptions
 
 #: The methods by name, in the order the documentation presents them.
@@ -92,6 +92,7 @@ def run(
     progress: bool = True,
     candidates: Sequence[Mapping[str, Scalar]] | None = None,
     optimizer: str = "sgd",
+    rank_by: str = "loss",
     **options: Any,
 ) -> OneShotResult:
     """Runs a one-shot search method on a supernet.
@@ -118,6 +119,9 @@ def run(
             drawing `num_candidates` (uniform and SPOS).
         optimizer: Of the shared weights: `"sgd"` (Nesterov momentum) or
             `"adam"`; see `OneShotTrainer`.
+        rank_by: What uniform, SPOS and ENAS rank candidates by, each path's
+            BatchNorm statistics recomputed: `"loss"` (minus the validation
+            cross-entropy, the default) or `"accuracy"`.
         **options: The method's options, the fields of its dataclass:
             `UniformOptions` (`drop_max`, `ramp`, `ghost_batch_size`),
             `SposOptions` (`fair`: FairNAS's strict fairness, every candidate
@@ -136,6 +140,7 @@ def run(
             take, or a bad argument or option value.
     """
     spec = _method(method)
+    check_rank_by(rank_by)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1. Received: {epochs!r}.")
     if num_candidates < 1:
@@ -186,6 +191,7 @@ def run(
         calibration_batches=calibration_batches,
         candidates=candidates,
         distribution_strategy=distribution_strategy,
+        rank_by=rank_by,
     )
     start = time.perf_counter()
     trained = spec.train(context, parsed)

@@ -38,7 +38,7 @@ class SposOptions:
 
 
 def train(context: Context, options: SposOptions) -> Trained:
-    """Trains the shared weights on one uniform path per step; ranks by one-shot accuracy.
+    """Trains the shared weights on one uniform path per step; ranks by one-shot score.
 
     Args:
         context: The run's context.

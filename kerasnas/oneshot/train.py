@@ -205,24 +205,25 @@ class OneShotTrainer:
         for x, _ in dataset.take(batches):
             self._calibrate(x, weights, weights)
 
-    def accuracy(self, dataset: tf.data.Dataset, path: np.ndarray, training: bool = False) -> float:
-        """Accuracy of one path on `dataset` (inference mode unless `training`)."""
-        correct = seen = 0
+    def evaluate(self, dataset: tf.data.Dataset, path: np.ndarray) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy of one path on `dataset` (inference mode)."""
+        total = correct = seen = 0.0
         for x, y in dataset:
-            logits = self.logits(x, path, training)
             y = tf.cast(tf.reshape(y, [-1]), "int32")
+            logits = self.logits(x, path)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+            total += float(tf.reduce_sum(ce))
             correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1, "int32") == y, "int32")))
             seen += int(y.shape[0])
-        return correct / max(seen, 1)
+        return total / max(seen, 1.0), correct / max(seen, 1.0)
+
+    def accuracy(self, dataset: tf.data.Dataset, path: np.ndarray) -> float:
+        """Accuracy of one path on `dataset` (inference mode)."""
+        return self.evaluate(dataset, path)[1]
 
     def loss(self, dataset: tf.data.Dataset, path: np.ndarray) -> float:
         """Mean cross-entropy of one path on `dataset` (inference mode)."""
-        total = seen = 0.0
-        for x, y in dataset:
-            y = tf.cast(tf.reshape(y, [-1]), "int32")
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, self.logits(x, path))
-            total, seen = total + float(tf.reduce_sum(ce)), seen + int(y.shape[0])
-        return total / max(seen, 1.0)
+        return self.evaluate(dataset, path)[0]
 
     def score(
         self,
@@ -230,10 +231,32 @@ class OneShotTrainer:
         calibration: tf.data.Dataset,
         validation: tf.data.Dataset,
         calibration_batches: int = 10,
+        rank_by: str = "loss",
     ) -> float:
-        """One-shot validation accuracy of a path, its BatchNorm statistics recomputed."""
+        """One-shot score of a path (higher is better), its BatchNorm statistics recomputed.
+
+        Args:
+            path: The path.
+            calibration: Batches that recompute its BatchNorm statistics.
+            validation: Batches it is scored on.
+            calibration_batches: Batches of `calibration` used. Defaults to 10.
+            rank_by: `"loss"`: minus the validation cross-entropy (the default:
+                it ranked architectures better than accuracy in
+                `benchmarks/ranking.py`), or `"accuracy"`.
+        """
+        check_rank_by(rank_by)
         self.calibrate(calibration, path, calibration_batches)
-        return self.accuracy(validation, path)
+        loss, accuracy = self.evaluate(validation, path)
+        return -loss if rank_by == "loss" else accuracy
+
+
+RANK_BY = ("loss", "accuracy")
+
+
+def check_rank_by(rank_by: str) -> None:
+    """Refuses a one-shot score other than `RANK_BY`'s."""
+    if rank_by not in RANK_BY:
+        raise ValueError(f"rank_by must be one of {RANK_BY}. Received: {rank_by!r}.")
 
 
 class _NullScope:
@@ -310,22 +333,26 @@ def rank_paths(
     validation: tf.data.Dataset,
     calibration_batches: int = 10,
     progress: bool = True,
+    rank_by: str = "loss",
 ) -> list[float]:
-    """The one-shot validation accuracy of each candidate path (same order).
+    """The one-shot score of each candidate path (same order; higher is better).
 
     Args:
         trainer: The supernet's trainer.
         candidates: Paths, one candidate index per slot.
         calibration: Batches that recompute each path's BatchNorm statistics.
-        validation: Batches the accuracy is measured on.
+        validation: Batches the score is measured on.
         calibration_batches: Batches of `calibration` used. Defaults to 10.
         progress: Log the best score five times along the way.
+        rank_by: `"loss"` (minus the validation cross-entropy, the default) or
+            `"accuracy"` (see `OneShotTrainer.score`).
     """
+    check_rank_by(rank_by)
     scores = []
     start = time.perf_counter()
     for i, indices in enumerate(candidates):
         path = trainer.supernet.path(list(indices))
-        scores.append(trainer.score(path, calibration, validation, calibration_batches))
+        scores.append(trainer.score(path, calibration, validation, calibration_batches, rank_by))
         if progress and (i + 1) % max(1, len(candidates) // 5) == 0:
             logger.info(
                 f"one-shot scores {i + 1}/{len(candidates)} "

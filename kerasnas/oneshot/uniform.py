@@ -41,7 +41,7 @@ class UniformOptions:
 
 
 def train(context: Context, options: UniformOptions) -> Trained:
-    """Trains the shared weights with path dropout; ranks candidates by one-shot accuracy.
+    """Trains the shared weights with path dropout; ranks candidates by one-shot score.
 
     Args:
         context: The run's context.

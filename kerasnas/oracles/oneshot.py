@@ -26,8 +26,8 @@ class OneShotOracle(NasOracle):
     ```
     prepare (once, on the chief, before the first trial):
         train the space's supernet with `method` on the training data
-        rank candidates: one-shot validation accuracy of each sampled path,
-            BatchNorm statistics recomputed per path (uniform, SPOS, ENAS),
+        rank candidates: one-shot validation loss (or accuracy) of each
+            sampled path, BatchNorm statistics recomputed per path (uniform, SPOS, ENAS),
             or the architecture derived from alpha first (DARTS, GDAS)
     each trial: the next candidate of the ranking, trained from scratch
         (init="scratch") or from the supernet's weights (init="supernet")
@@ -67,6 +67,10 @@ class OneShotOracle(NasOracle):
         num_candidates: Architectures ranked after training. Defaults to 100.
         calibration_batches: Training batches that recompute a candidate's
             BatchNorm statistics before it is scored. Defaults to 10.
+        rank_by: What uniform, SPOS and ENAS rank candidates by: `"loss"`
+            (their one-shot validation cross-entropy, lowest first) or
+            `"accuracy"`. Defaults to `"loss"`, which ranked architectures
+            closer to their standalone accuracy in `benchmarks/ranking.py`.
         init: `"scratch"`: trials train from freshly initialised weights;
             `"supernet"`: from the supernet's weights (with the path's
             recomputed BatchNorm statistics). Defaults to `"scratch"`.
@@ -86,6 +90,7 @@ class OneShotOracle(NasOracle):
         "retrain_epochs": "retrain_epochs",
         "init": "init",
         "num_candidates": "num_candidates",
+        "oneshot_rank_by": "rank_by",
     }
 
     # The supernet is trained in `prepare`, which only kerasnas's trial runner calls,
@@ -106,18 +111,20 @@ class OneShotOracle(NasOracle):
         weight_decay: float = 3e-4,
         num_candidates: int = 100,
         calibration_batches: int = 10,
+        rank_by: str = "loss",
         init: str = "scratch",
         retrain_epochs: int | None = None,
         options: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         from kerasnas.oneshot.methods import METHODS, supernet_class
-        from kerasnas.oneshot.train import check_optimizer
+        from kerasnas.oneshot.train import check_optimizer, check_rank_by
 
         supernet_class(space)  # A space without a supernet is refused before any work.
         if method not in METHODS:
             raise ValueError(f"Unknown one-shot method {method!r}. Choose one of {list(METHODS)}.")
         check_optimizer(optimizer)  # Before any work, as the other arguments.
+        check_rank_by(rank_by)
         if init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}. Received: init={init!r}.")
         if retrain_epochs is not None and (
@@ -145,6 +152,7 @@ class OneShotOracle(NasOracle):
         self.weight_decay = weight_decay
         self.num_candidates = num_candidates
         self.calibration_batches = calibration_batches
+        self.rank_by = rank_by
         self.init = init
         self.retrain_epochs = retrain_epochs
         self.options = dict(options or {})
@@ -221,6 +229,7 @@ class OneShotOracle(NasOracle):
             weight_decay=self.weight_decay,
             num_candidates=self.num_candidates,
             calibration_batches=self.calibration_batches,
+            rank_by=self.rank_by,
             distribution_strategy=distribution_strategy,
             progress=progress,
             **self.options,
@@ -240,6 +249,7 @@ class OneShotOracle(NasOracle):
             "method": self.method,
             "supernet_params": int(supernet.count_params()),
             "supernet_epochs": self.supernet_epochs,
+            "rank_by": self.rank_by,
             "train_time": result.train_time,
             "rank_time": result.rank_time,
             "total_time": time.perf_counter() - start,
