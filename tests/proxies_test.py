@@ -78,9 +78,32 @@ def test_the_proxy_names():
         "snip",
         "grad_norm",
         "jacob_cov",
+        "zico",
         "params",
         "flops",
     )
+
+
+def test_zico_by_hand():
+    # Softmax regression without bias: the gradient of one example's cross-entropy by the
+    # kernel is outer(x, p - onehot(y)); the two mini-batches are the two examples.
+    kernel = np.array([[0.5, -1.0], [0.25, 0.75], [-0.5, 0.1]], "float32")
+    dense = keras.layers.Dense(2, use_bias=False, activation="softmax")
+    model = keras.Sequential([keras.Input((3,)), dense])
+    model.layers[-1].kernel.assign(kernel)
+    x = np.array([[1.0, 2.0, 0.5], [-1.0, 0.5, 2.0]], "float32")
+    y = np.array([0, 1])
+    grads = []
+    for xi, yi in zip(x.astype(np.float64), y, strict=True):
+        logits = xi @ kernel.astype(np.float64)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        grads.append(np.outer(xi, p - np.eye(2)[yi]))
+    g = np.stack(grads)
+    expected = np.log(np.sum(np.abs(g).mean(axis=0) / g.std(axis=0)))
+    assert kn.proxies.zico(model, x, y, batch_size=2) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="zico needs at least 2 examples"):
+        kn.proxies.zico(model, x[:1], y[:1], batch_size=1)
 
 
 def test_score_is_deterministic_and_leaves_the_model_and_keras_as_they_were():

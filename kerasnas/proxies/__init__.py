@@ -28,6 +28,7 @@ from kerasnas.proxies.measures import (
     score,
     snip,
     synflow,
+    zico,
 )
 from kerasnas.proxies.ranking import VOTE_PROXIES, vote
 
@@ -45,4 +46,5 @@ __all__ = [
     "snip",
     "synflow",
     "vote",
+    "zico",
 ]

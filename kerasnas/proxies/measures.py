@@ -25,10 +25,10 @@ from kerasnas.proxies.counts import flops, params
 log = logging.getLogger(__name__)
 
 #: Every proxy's name, in the order `score` computes them by default.
-PROXIES = ("synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params", "flops")
+PROXIES = ("synflow", "naswot", "snip", "grad_norm", "jacob_cov", "zico", "params", "flops")
 #: The proxies that need labels.
-LABELLED = ("snip", "grad_norm")
-_BATCH = ("naswot", "snip", "grad_norm", "jacob_cov")
+LABELLED = ("snip", "grad_norm", "zico")
+_BATCH = ("naswot", "snip", "grad_norm", "jacob_cov", "zico")
 #: The small constant jacob_cov adds to the eigenvalues (Mellor et al.'s code).
 JACOB_COV_K = 1e-5
 
@@ -219,6 +219,55 @@ def jacob_cov(model: keras.Model, x: np.ndarray, *, batch_size: int = 64, seed: 
     return score(model, x, proxies=("jacob_cov",), batch_size=batch_size, seed=seed)["jacob_cov"]
 
 
+def zico(model: keras.Model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: int = 0):
+    """ZiCo (Li et al., ICLR 2023, "Zero-Shot NAS via Inverse Coefficient of Variation").
+
+    The drawn batch is split into two halves, two mini-batches; each gives
+    the gradient `g_b` of its mean cross-entropy (from the logits, BatchNorm
+    on that half's statistics). For each weight tensor `W` (kernels, as
+    `snip`), with `mean` and `std` taken over the two mini-batches per
+    weight, the score sums `log(sum(mean(|g|) / std(g)))` over the tensors,
+    the sum inside running over the weights whose gradient varies (a tensor
+    with none is left out). High where gradients are large and agree across
+    batches: the paper's account of what trains fast and generalises.
+
+    Args:
+        model: An untrained functional or Sequential `keras.Model`.
+        x: Input examples; `batch_size` of them are drawn by `seed` (at least 2).
+        y: Integer class labels, one per example.
+        batch_size: Number of examples of the two mini-batches together.
+            Defaults to 64.
+        seed: Seed of the draw of the batch. Defaults to 0.
+    """
+    return score(model, x, y, proxies=("zico",), batch_size=batch_size, seed=seed)["zico"]
+
+
+def _zico(net, x: np.ndarray, y: np.ndarray, weights: list) -> float:
+    """The ZiCo score from the gradients of the two halves of the batch."""
+    if len(x) < 2:
+        raise ValueError(f"zico needs at least 2 examples (two mini-batches). Received: {len(x)}.")
+    half = len(x) // 2
+    grads = []
+    for part in (slice(0, half), slice(half, 2 * half)):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(net(tf.constant(x[part]), training=True)[0], tf.float32)
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(y[part], logits, from_logits=True)
+            )
+        grads.append(tape.gradient(loss, weights))
+    total = 0.0
+    for first, second in zip(*grads, strict=True):
+        if first is None or second is None:
+            continue
+        both = np.stack([_dense(first), _dense(second)])
+        std = both.std(axis=0)
+        varies = std > 0
+        ratio = float(np.sum(np.abs(both).mean(axis=0)[varies] / std[varies]))
+        if ratio > 0:
+            total += float(np.log(ratio))
+    return total
+
+
 def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -> dict:
     """The batch proxies `names`, from one forward pass in training mode."""
     taps = _model.relu_outputs(model) if "naswot" in names else []
@@ -253,7 +302,7 @@ def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -
                     "token ids). Leave jacob_cov out of proxies for this model."
                 )
             values["jacob_cov"] = _jacob_cov(jacobian.numpy())
-        if labelled:
+        if {"snip", "grad_norm"} & set(names):
             grads = tape.gradient(loss, weights)
             pairs = [
                 (w.numpy().astype(np.float64), _dense(g))
@@ -263,6 +312,8 @@ def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -
             values["snip"] = sum(float(np.abs(w * g).sum()) for w, g in pairs)
             values["grad_norm"] = sum(float(np.linalg.norm(g)) for _, g in pairs)
         del tape
+        if "zico" in names:
+            values["zico"] = _zico(net, x, y, weights)
     return values
 
 
