@@ -23,6 +23,10 @@ Then, in one run, every cheap estimator scores the same architectures:
   of `--supernet_seeds`, each path's BatchNorm statistics recalibrated, then
   scored on the validation images by its loss, as `methods.run` ranks by
   default, and by its accuracy (`_acc`); the tau shown is the mean over seeds).
+  Its training is the library's default (`methods.run`: Adam, batch 32 and
+  300,000 examples, i.e. 30 epochs of the 10,000 images, for uniform and
+  SPOS) unless `--supernet_epochs`, `--supernet_batch_size`, ...
+  say otherwise.
 
 For each it prints Kendall's tau and Spearman's rho against the ground
 truth's validation accuracy, its cost in seconds (measured here: building,
@@ -275,18 +279,22 @@ def supernet_estimate(
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     supernet = methods.build_supernet(space)
-    train = kn.data.to_dataset(*data["train"], args.supernet_batch_size, shuffle=True, seed=seed)
-    n_val = args.supernet_val_examples
+    # The library's defaults where a flag is left at 0 (or "").
+    batch_size = args.supernet_batch_size or methods.METHODS[method].batch_size
+    train = kn.data.to_dataset(*data["train"], batch_size, shuffle=True, seed=seed)
+    n_val = args.supernet_val_examples or len(data["val"][0])
     val = kn.data.to_dataset(data["val"][0][:n_val], data["val"][1][:n_val], 256)
     result = methods.run(
-        method, supernet, train, val, epochs=args.supernet_epochs,
-        batch_size=args.supernet_batch_size, learning_rate=args.supernet_learning_rate,
-        optimizer=args.supernet_optimizer, seed=seed, calibration_batches=args.calibration_batches,
-        num_candidates=len(archs), candidates=archs, progress=False,
+        method, supernet, train, val, epochs=args.supernet_epochs or None, batch_size=batch_size,
+        learning_rate=args.supernet_learning_rate or None,
+        optimizer=args.supernet_optimizer or None, seed=seed,
+        calibration_batches=args.calibration_batches, num_candidates=len(archs),
+        candidates=archs, progress=False,
     )  # fmt: skip
     by_key = {space.key(v): sc for v, sc in zip(result.ranking, result.scores, strict=True)}
-    note = (f"{args.supernet_epochs} epochs, batch {args.supernet_batch_size}, "
-            f"{args.supernet_optimizer} {args.supernet_learning_rate:g}")  # fmt: skip
+    settings = result.settings
+    note = (f"{settings['epochs']} epochs, batch {settings['batch_size']}, "
+            f"{settings['optimizer']} {settings['learning_rate']:g}")  # fmt: skip
     seconds = time.perf_counter() - start
     # The same trained supernet, each path scored by its validation accuracy instead.
     start = time.perf_counter()
@@ -394,11 +402,11 @@ def run_estimators(args: argparse.Namespace) -> None:
     wanted = set(args.estimators.split(","))
     rows: list[dict] = []
 
-    def add(kind: str, make: Callable[[int], list[Estimate]], seeds: int) -> None:
+    def add(kind: str, make: Callable[[int], list[Estimate]], seeds: int, first: int = 0) -> None:
         if kind not in wanted and "all" not in wanted:
             return
         start = time.perf_counter()
-        per_seed = [table(make(seed), truth, standalone) for seed in range(seeds)]
+        per_seed = [table(make(seed), truth, standalone) for seed in range(first, first + seeds)]
         rows.extend(mean_rows(per_seed) if seeds > 1 else per_seed[0])
         print(f"[{kind}: {time.perf_counter() - start:.0f}s]", flush=True)
 
@@ -413,7 +421,7 @@ def run_estimators(args: argparse.Namespace) -> None:
         def supernet(seed: int, m: str = method) -> list[Estimate]:
             return supernet_estimate(m, space, archs, data, seed, args)
 
-        add("supernet", supernet, args.supernet_seeds)
+        add("supernet", supernet, args.supernet_seeds, args.supernet_first_seed)
     print_table(rows, truth)
     if args.table_archs:
         print(f"zero-cost proxies on the shared tables ({args.table_archs} architectures each; "
@@ -444,12 +452,16 @@ def main() -> None:
     parser.add_argument("--short_examples", type=int, default=2000)
     parser.add_argument("--supernet_methods", default="uniform,spos")
     parser.add_argument("--supernet_seeds", type=int, default=5)
-    parser.add_argument("--supernet_epochs", type=int, default=6)
-    parser.add_argument("--supernet_batch_size", type=int, default=32)
-    parser.add_argument("--supernet_learning_rate", type=float, default=2e-3)
-    parser.add_argument("--supernet_optimizer", default="adam", choices=("adam", "sgd"))
-    parser.add_argument("--supernet_val_examples", type=int, default=2000)
-    parser.add_argument("--calibration_batches", type=int, default=4)
+    parser.add_argument("--supernet_first_seed", type=int, default=0,
+                        help="seeds first..first+seeds-1 (to share them out)")  # fmt: skip
+    # 0 (or ""): the library's default (kerasnas.oneshot.methods.run).
+    parser.add_argument("--supernet_epochs", type=int, default=0)
+    parser.add_argument("--supernet_batch_size", type=int, default=0)
+    parser.add_argument("--supernet_learning_rate", type=float, default=0.0)
+    parser.add_argument("--supernet_optimizer", default="", choices=("", "adam", "sgd"))
+    parser.add_argument("--supernet_val_examples", type=int, default=0,
+                        help="validation images the supernet scores on (0: all)")  # fmt: skip
+    parser.add_argument("--calibration_batches", type=int, default=10)
     parser.add_argument("--table_archs", type=int, default=30,
                         help="architectures per shared table (0: none)")  # fmt: skip
     parser.add_argument("--votes", default="synflow+naswot,synflow+jacob_cov+snip",

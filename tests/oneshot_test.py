@@ -504,3 +504,24 @@ def test_rank_by_is_checked():
         methods.run("uniform", methods.build_supernet(space), train_ds, val_ds, rank_by="acc")
     with pytest.raises(ValueError, match="rank_by must be one of"):
         kn.oracles.OneShotOracle(space, rank_by="error")
+
+
+def test_default_training_follows_the_method_and_the_data(monkeypatch):
+    # Enough passes for SUPERNET_EXAMPLES examples (here 512: 2 passes over 256), at least
+    # MIN_SUPERNET_EPOCHS; Adam at 2e-3, batch 32 for uniform; SGD at 0.05, batch 64 for DARTS.
+    monkeypatch.setattr(methods, "SUPERNET_EXAMPLES", 512)
+    monkeypatch.setattr(methods, "MIN_SUPERNET_EPOCHS", 1)
+    space = kn.spaces.NASNetSpace(**SMALL_NASNET)
+    train_ds, val_ds = datasets()
+    uniform = methods.run("uniform", methods.build_supernet(space), train_ds, val_ds,
+                          num_candidates=2, progress=False)  # fmt: skip
+    assert uniform.settings == {"epochs": 2, "batch_size": 32, "optimizer": "adam",
+                                "learning_rate": 2e-3}  # fmt: skip
+    assert len(uniform.history) == 2
+    assert isinstance(uniform.trainer.optimizer, keras.optimizers.Adam)
+    monkeypatch.setattr(methods, "MIN_SUPERNET_EPOCHS", 3)
+    darts = methods.run("darts", methods.build_supernet(space), train_ds, val_ds,
+                        num_candidates=2, progress=False)  # fmt: skip
+    assert darts.settings == {"epochs": 3, "batch_size": 64, "optimizer": "sgd",
+                              "learning_rate": 0.05}  # fmt: skip
+    assert isinstance(darts.trainer.optimizer, keras.optimizers.SGD)

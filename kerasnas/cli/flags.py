@@ -229,10 +229,8 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "supernet_epochs",
     None,
-    _strategy_help(
-        "supernet_epochs",
-        "one-shot strategies: passes of supernet training. Default: {default}.",
-    ),
+    "one-shot strategies: passes of supernet training. Default: enough for 300,000 "
+    "examples, at least 10.",
     lower_bound=1,
 )
 flags.DEFINE_integer(

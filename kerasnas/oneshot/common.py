@@ -50,6 +50,8 @@ class OneShotResult:
         supernet: The trained supernet.
         trainer: Its `OneShotTrainer` (to calibrate and score more paths).
         calibration: The training batches that calibrate a path's BatchNorm.
+        settings: The supernet training's epochs, batch size, optimizer and
+            learning rate (the defaults resolved).
     """
 
     method: str
@@ -61,6 +63,7 @@ class OneShotResult:
     supernet: Supernet
     trainer: OneShotTrainer
     calibration: tf.data.Dataset
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # -- The supernet of a space --------------------------------------------------------
@@ -177,12 +180,16 @@ class Method:
         options: The dataclass of its options (keyword arguments of `run`).
         train: `train(context, options) -> Trained`.
         takes_candidates: Whether it ranks given `candidates=`.
+        optimizer: Its default optimizer of the shared weights.
+        batch_size: Its default batch size of the weight steps.
     """
 
     name: str
     options: type
     train: Callable[[Context, Any], Trained]
     takes_candidates: bool = False
+    optimizer: str = "sgd"
+    batch_size: int = 64
 
     def parse_options(self, options: Mapping[str, Any]) -> Any:
         """The method's options dataclass from keyword options.

@@ -9,6 +9,7 @@ defines its options (a dataclass) and its training.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from kerasnas.oneshot.common import (
     Method,
     OneShotResult,
     build_supernet,
+    log,
     supernet_class,
 )
 from kerasnas.oneshot.darts import Darts, DartsOptions
@@ -30,14 +32,27 @@ from kerasnas.oneshot.enas import EnasOptions
 from kerasnas.oneshot.gdas import GdasOptions
 from kerasnas.oneshot.spos import SposOptions
 from kerasnas.oneshot.supernet import Supernet
-from kerasnas.oneshot.train import OneShotTrainer, check_rank_by, rebatch, sparse_labels
+from kerasnas.oneshot.train import (
+    LEARNING_RATES,
+    OneShotTrainer,
+    check_optimizer,
+    check_rank_by,
+    rebatch,
+    sparse_labels,
+)
 from kerasnas.oneshot.uniform import UniformOptions
 
+#: A supernet trains on at least this many examples by default (`run`'s `epochs`).
+SUPERNET_EXAMPLES = 300_000
+#: And for at least this many passes over the training data.
+MIN_SUPERNET_EPOCHS = 10
 #: The methods by name, in the order the documentation presents them.
 METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (uniform, spos, enas, darts, gdas)}
 
 __all__ = [
     "METHODS",
+    "MIN_SUPERNET_EPOCHS",
+    "SUPERNET_EXAMPLES",
     "Darts",
     "DartsOptions",
     "EnasOptions",
@@ -81,17 +96,17 @@ def run(
     train: tf.data.Dataset,
     validation: tf.data.Dataset,
     *,
-    epochs: int = 10,
-    batch_size: int = 64,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     seed: int = 0,
-    learning_rate: float = 0.05,
+    learning_rate: float | None = None,
     weight_decay: float = 3e-4,
     num_candidates: int = 100,
     calibration_batches: int = 10,
     distribution_strategy: Any = None,
     progress: bool = True,
     candidates: Sequence[Mapping[str, Scalar]] | None = None,
-    optimizer: str = "sgd",
+    optimizer: str | None = None,
     rank_by: str = "loss",
     **options: Any,
 ) -> OneShotResult:
@@ -104,10 +119,16 @@ def run(
             controller and DARTS's architecture weights learn on
             `validation`).
         validation: Batched `(x, y)` validation dataset.
-        epochs: Passes over `train`. Defaults to 10.
-        batch_size: Batch size of the supernet's weight steps. Defaults to 64.
+        epochs: Passes over `train`. Defaults to enough passes for
+            `SUPERNET_EXAMPLES` (300,000) examples, at least
+            `MIN_SUPERNET_EPOCHS` (10): a supernet needs many weight steps to
+            rank (`benchmarks/ranking.py`: Kendall tau 0.25 after 60,000
+            examples, about 0.4 after 300,000).
+        batch_size: Batch size of the supernet's weight steps. Defaults to the
+            method's: 32 for uniform and SPOS, 64 for the others.
         seed: Seed of the paths drawn.
-        learning_rate: Initial learning rate of the shared weights.
+        learning_rate: Initial learning rate of the shared weights. Defaults
+            to the optimizer's: 2e-3 for Adam, 0.05 for SGD.
         weight_decay: L2 coefficient on the active kernels.
         num_candidates: Architectures ranked at the end. Defaults to 100.
         calibration_batches: Training batches that recompute a candidate's
@@ -118,7 +139,8 @@ def run(
         candidates: Architectures (decision values) to rank instead of
             drawing `num_candidates` (uniform and SPOS).
         optimizer: Of the shared weights: `"sgd"` (Nesterov momentum) or
-            `"adam"`; see `OneShotTrainer`.
+            `"adam"`; see `OneShotTrainer`. Defaults to the method's: Adam
+            for uniform and SPOS, SGD (as their papers) for the others.
         rank_by: What uniform, SPOS and ENAS rank candidates by, each path's
             BatchNorm statistics recomputed: `"loss"` (minus the validation
             cross-entropy, the default) or `"accuracy"`.
@@ -141,8 +163,12 @@ def run(
     """
     spec = _method(method)
     check_rank_by(rank_by)
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1. Received: {epochs!r}.")
+    optimizer = optimizer or spec.optimizer
+    check_optimizer(optimizer)
+    batch_size = batch_size or spec.batch_size
+    learning_rate = LEARNING_RATES[optimizer] if learning_rate is None else learning_rate
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"epochs must be an integer >= 1 (or None). Received: {epochs!r}.")
     if num_candidates < 1:
         raise ValueError(f"num_candidates must be >= 1. Received: {num_candidates}.")
     if candidates is not None and not spec.takes_candidates:
@@ -168,6 +194,13 @@ def run(
                 f"{batch_size // replicas}."
             )
     supernet.set_virtual_batch_size(ghost)
+    if epochs is None:
+        passes = math.ceil(SUPERNET_EXAMPLES / (steps_per_epoch * batch_size))
+        epochs = max(MIN_SUPERNET_EPOCHS, passes)
+    settings = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
+                "learning_rate": learning_rate}  # fmt: skip
+    log(progress, f"{method} supernet: {epochs} epochs of {steps_per_epoch} steps, batch "
+                  f"{batch_size}, {optimizer} from learning rate {learning_rate:g}")  # fmt: skip
     total = steps_per_epoch * epochs
     trainer = OneShotTrainer(
         supernet,
@@ -208,4 +241,5 @@ def run(
         supernet=supernet,
         trainer=trainer,
         calibration=train,
+        settings=settings,
     )

@@ -48,4 +48,5 @@ def train(context: Context, options: SposOptions) -> Trained:
     return train_shared(context, sampler, "spos")
 
 
-METHOD = Method("spos", SposOptions, train, takes_candidates=True)
+# Adam at 2e-3, batch 32: what ranked architectures in benchmarks/ranking.py.
+METHOD = Method("spos", SposOptions, train, takes_candidates=True, optimizer="adam", batch_size=32)

@@ -42,6 +42,8 @@ def rebatch(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> 
 
 
 OPTIMIZERS = ("sgd", "adam")
+#: Each optimizer's default initial learning rate of the shared weights.
+LEARNING_RATES = {"sgd": 0.05, "adam": 2e-3}
 
 
 def check_optimizer(optimizer: str) -> None:

@@ -56,13 +56,16 @@ class OneShotOracle(NasOracle):
         method: One of `"uniform"`, `"spos"`, `"enas"`, `"darts"`, `"gdas"`.
             Defaults to `"uniform"`.
         supernet_epochs: Passes of supernet training over the training data.
-            Defaults to 10.
-        batch_size: Batch size of the supernet's weight steps. Defaults to 64.
+            Defaults to enough passes for 300,000 examples, at least 10 (see
+            `kerasnas.oneshot.methods.run`).
+        batch_size: Batch size of the supernet's weight steps. Defaults to
+            the method's: 32 for uniform and SPOS, 64 for the others.
         learning_rate: Initial learning rate of the shared weights (cosine
-            decay). Defaults to 0.05.
+            decay). Defaults to the optimizer's: 2e-3 for Adam, 0.05 for SGD.
         optimizer: Of the shared weights: `"sgd"` (Nesterov momentum) or
-            `"adam"` (faster on short supernet training; use a learning rate
-            near 1e-3). Defaults to `"sgd"`.
+            `"adam"`. Defaults to the method's: Adam for uniform and SPOS
+            (what ranked architectures in `benchmarks/ranking.py`), SGD for
+            ENAS, DARTS and GDAS (as their papers).
         weight_decay: L2 coefficient on active kernels. Defaults to 3e-4.
         num_candidates: Architectures ranked after training. Defaults to 100.
         calibration_batches: Training batches that recompute a candidate's
@@ -104,10 +107,10 @@ class OneShotOracle(NasOracle):
         space: SearchSpace,
         method: str = "uniform",
         *,
-        supernet_epochs: int = 10,
-        batch_size: int = 64,
-        learning_rate: float = 0.05,
-        optimizer: str = "sgd",
+        supernet_epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        optimizer: str | None = None,
         weight_decay: float = 3e-4,
         num_candidates: int = 100,
         calibration_batches: int = 10,
@@ -123,7 +126,8 @@ class OneShotOracle(NasOracle):
         supernet_class(space)  # A space without a supernet is refused before any work.
         if method not in METHODS:
             raise ValueError(f"Unknown one-shot method {method!r}. Choose one of {list(METHODS)}.")
-        check_optimizer(optimizer)  # Before any work, as the other arguments.
+        if optimizer is not None:
+            check_optimizer(optimizer)  # Before any work, as the other arguments.
         check_rank_by(rank_by)
         if init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}. Received: init={init!r}.")
@@ -134,9 +138,12 @@ class OneShotOracle(NasOracle):
                 f"retrain_epochs must be an integer >= 1 (or None for fit's epochs). "
                 f"Received: {retrain_epochs!r}."
             )
-        if not isinstance(supernet_epochs, int) or supernet_epochs < 1:
+        if supernet_epochs is not None and (
+            not isinstance(supernet_epochs, int) or supernet_epochs < 1
+        ):
             raise ValueError(
-                f"supernet_epochs must be an integer >= 1. Received: {supernet_epochs!r}."
+                f"supernet_epochs must be an integer >= 1 (or None for the default). "
+                f"Received: {supernet_epochs!r}."
             )
         super().__init__(space, **kwargs)
         if num_candidates < self.max_trials:
@@ -210,11 +217,10 @@ class OneShotOracle(NasOracle):
         supernet = methods.build_supernet(self.space, distribution_strategy)
         if progress:
             log.info(
-                "one-shot search (%s): supernet with %s weights, %d slots, %d epochs",
+                "one-shot search (%s): supernet with %s weights, %d slots",
                 self.method,
                 f"{supernet.count_params():,}",
                 supernet.num_slots,
-                self.supernet_epochs,
             )
         result = methods.run(
             self.method,
@@ -248,7 +254,8 @@ class OneShotOracle(NasOracle):
         self.summary = {
             "method": self.method,
             "supernet_params": int(supernet.count_params()),
-            "supernet_epochs": self.supernet_epochs,
+            "supernet_epochs": result.settings["epochs"],
+            "supernet_settings": result.settings,
             "rank_by": self.rank_by,
             "train_time": result.train_time,
             "rank_time": result.rank_time,
