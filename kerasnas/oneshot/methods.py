@@ -9,7 +9,6 @@ defines its options (a dataclass) and its training.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -120,7 +119,7 @@ def run(
             `validation`).
         validation: Batched `(x, y)` validation dataset.
         epochs: Passes over `train`. Defaults to enough passes for
-            `SUPERNET_EXAMPLES` (300,000) examples, at least
+            about `SUPERNET_EXAMPLES` (300,000) examples, at least
             `MIN_SUPERNET_EPOCHS` (10): a supernet needs many weight steps to
             rank (`benchmarks/ranking.py`: Kendall tau 0.25 after 60,000
             examples, about 0.4 after 300,000).
@@ -195,7 +194,7 @@ def run(
             )
     supernet.set_virtual_batch_size(ghost)
     if epochs is None:
-        passes = math.ceil(SUPERNET_EXAMPLES / (steps_per_epoch * batch_size))
+        passes = round(SUPERNET_EXAMPLES / (steps_per_epoch * batch_size))
         epochs = max(MIN_SUPERNET_EPOCHS, passes)
     settings = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
                 "learning_rate": learning_rate}  # fmt: skip
