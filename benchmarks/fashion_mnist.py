@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/fashion_mnist.py [--budget_minutes=60] [--reserve=0.7]
            [--trial_examples=10000] [--trial_epochs=2] [--seed=0] [--directory=DIR]
-           [--only=kerasnas,keras_tuner,autokeras] [--parallel]
+           [--only=kerasnas,keras_tuner,autokeras] [--space=convnet,nasnet]
+           [--prescreen_pool=100] [--keras_tuner_recipe] [--parallel]
            [--limit=N (a smoke test on N images)]
 
 Each contender gets `--budget_minutes` of wall-clock time and ends with one
@@ -23,13 +24,25 @@ which halves the wall-clock time of a 2-contender run at one core each.
   validation) with the final recipe (cosine schedule, label smoothing,
   random translation and horizontal flip) for as many epochs as fit in the
   time left (`retrain(time_budget=...)`: its speed measured on a few steps).
+- kerasnas on the NASNet cell space (`--space=nasnet`, or `convnet,nasnet`
+  for both; its contender is `kerasnas_nasnet`): `NASNetSpace` sized for a
+  CPU core (3 blocks a cell, one cell a stage, 16 filters; 3x3 plain and
+  separable convolutions, pooling, identity), searched by the cheap
+  evaluation pipeline: `strategy="prescreen"` scores `--prescreen_pool`
+  untrained architectures with NASWOT and proposes them best first, and
+  successive halving (`kn.Halving(max_epochs=3, min_epochs=1, eta=3)`)
+  trains each for one epoch of the trial examples and the best third to
+  three; then the same reserve and final training as above.
 - keras-tuner: `RandomSearch` over a typical hand-written CNN space (1-3
   conv blocks of two 3x3 convolutions, filters, batch norm, dropout, dense
   units, learning rate), trials on the same examples and epochs, stopped by
   the same rule; the best hyperparameters are then trained on train +
   validation for the epochs the time left allows, its speed measured on a
   few steps as kerasnas's is (Adam at the searched rate, no augmentation,
-  as a keras-tuner user would).
+  as a keras-tuner user would). With `--keras_tuner_recipe` the same
+  network is then trained again for the same time with kerasnas's final
+  recipe (contender `keras_tuner_recipe`, outside keras-tuner's budget): the
+  table then separates what a search found from what the recipe adds.
 - AutoKeras: `ak.ImageClassifier` on the same examples and epochs, when
   `autokeras` is installed (else `nan`); after 85 % of the budget no new
   trial starts and the running one stops, then AutoKeras's own final fit
@@ -43,7 +56,8 @@ which halves the wall-clock time of a 2-contender run at one core each.
 Fashion-MNIST comes from Debian's dataset-fashion-mnist files when present
 (`kn.data.load("fashion_mnist")`), else through tensorflow-datasets.
 
-Last line: `kerasnas=<acc> keras_tuner=<acc> autokeras=<acc or nan> budget_min=<M>`.
+Last line: `<contender>=<test accuracy> ... budget_min=<M>`, one per contender
+run (e.g. `kerasnas=<acc> keras_tuner=<acc> autokeras=<acc or nan>`).
 """
 
 import argparse
