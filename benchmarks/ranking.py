@@ -406,7 +406,11 @@ def run_estimators(args: argparse.Namespace) -> None:
         if kind not in wanted and "all" not in wanted:
             return
         start = time.perf_counter()
-        per_seed = [table(make(seed), truth, standalone) for seed in range(first, first + seeds)]
+        per_seed = []
+        for seed in range(first, first + seeds):
+            per_seed.append(table(make(seed), truth, standalone))
+            taus = " ".join(f"{r['name']}={r['tau']:.3f}" for r in per_seed[-1])
+            print(f"[{kind} seed {seed}: {time.perf_counter() - start:.0f}s] {taus}", flush=True)
         rows.extend(mean_rows(per_seed) if seeds > 1 else per_seed[0])
         print(f"[{kind}: {time.perf_counter() - start:.0f}s]", flush=True)
 
