@@ -122,7 +122,7 @@ def run(
             about `SUPERNET_EXAMPLES` (300,000) examples, at least
             `MIN_SUPERNET_EPOCHS` (10): a supernet needs many weight steps to
             rank (`benchmarks/ranking.py`: Kendall tau 0.25 after 60,000
-            examples, about 0.4 after 300,000).
+            examples, 0.42 after 300,000).
         batch_size: Batch size of the supernet's weight steps. Defaults to the
             method's: 32 for uniform and SPOS, 64 for the others.
         seed: Seed of the paths drawn.
