@@ -279,13 +279,14 @@ def supernet_estimate(
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     supernet = methods.build_supernet(space)
-    # The library's defaults where a flag is left at 0 (or "").
-    batch_size = args.supernet_batch_size or methods.METHODS[method].batch_size
-    train = kn.data.to_dataset(*data["train"], batch_size, shuffle=True, seed=seed)
+    # The library's defaults where a flag is left at 0 (or ""). `run` rebatches the
+    # examples, whose order the shuffle sets, to its batch size.
+    train = kn.data.to_dataset(*data["train"], 256, shuffle=True, seed=seed)
     n_val = args.supernet_val_examples or len(data["val"][0])
     val = kn.data.to_dataset(data["val"][0][:n_val], data["val"][1][:n_val], 256)
     result = methods.run(
-        method, supernet, train, val, epochs=args.supernet_epochs or None, batch_size=batch_size,
+        method, supernet, train, val, epochs=args.supernet_epochs or None,
+        batch_size=args.supernet_batch_size or None,
         learning_rate=args.supernet_learning_rate or None,
         optimizer=args.supernet_optimizer or None, seed=seed,
         calibration_batches=args.calibration_batches, num_candidates=len(archs),

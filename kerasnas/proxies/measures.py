@@ -219,7 +219,9 @@ def jacob_cov(model: keras.Model, x: np.ndarray, *, batch_size: int = 64, seed: 
     return score(model, x, proxies=("jacob_cov",), batch_size=batch_size, seed=seed)["jacob_cov"]
 
 
-def zico(model: keras.Model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: int = 0):
+def zico(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, seed: int = 0
+) -> float:
     """ZiCo (Li et al., ICLR 2023, "Zero-Shot NAS via Inverse Coefficient of Variation").
 
     The drawn batch is split into two halves, two mini-batches; each gives
@@ -251,9 +253,7 @@ def _zico(net, x: np.ndarray, y: np.ndarray, weights: list) -> float:
     for part in (slice(0, half), slice(half, 2 * half)):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(tf.constant(x[part]), training=True)[0], tf.float32)
-            loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(y[part], logits, from_logits=True)
-            )
+            loss = _mean_cross_entropy(y[part], logits)
         grads.append(tape.gradient(loss, weights))
     total = 0.0
     for first, second in zip(*grads, strict=True):
@@ -278,6 +278,8 @@ def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -
             "naswot out of proxies for this model."
         )
     labelled = [p for p in names if p in LABELLED]
+    # snip and grad_norm: from the whole batch's loss gradients (zico takes its own).
+    sensitivities = {"snip", "grad_norm"} & set(names)
     weights = _model.proxy_weights(model) if labelled else []
     inputs = tf.constant(x)
     values = {}
@@ -287,10 +289,8 @@ def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -
             outputs = net(inputs, training=True)
             logits = tf.cast(outputs[0], tf.float32)
             total = tf.reduce_sum(logits)
-            if labelled:
-                loss = tf.reduce_mean(
-                    keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-                )
+            if sensitivities:
+                loss = _mean_cross_entropy(y, logits)
         if "naswot" in names:
             values["naswot"] = _naswot([np.asarray(t) for t in outputs[1:]])
         if "jacob_cov" in names:
@@ -302,7 +302,7 @@ def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -
                     "token ids). Leave jacob_cov out of proxies for this model."
                 )
             values["jacob_cov"] = _jacob_cov(jacobian.numpy())
-        if {"snip", "grad_norm"} & set(names):
+        if sensitivities:
             grads = tape.gradient(loss, weights)
             pairs = [
                 (w.numpy().astype(np.float64), _dense(g))
@@ -315,6 +315,11 @@ def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -
         if "zico" in names:
             values["zico"] = _zico(net, x, y, weights)
     return values
+
+
+def _mean_cross_entropy(y: np.ndarray, logits: tf.Tensor) -> tf.Tensor:
+    """The mean sparse categorical cross-entropy of a batch's logits."""
+    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
 
 
 def _naswot(codes: list[np.ndarray]) -> float:
