@@ -26,8 +26,9 @@ which halves the wall-clock time of a 2-contender run at one core each.
   time left (`retrain(time_budget=...)`: its speed measured on a few steps).
 - kerasnas on the NASNet cell space (`--space=nasnet`, or `convnet,nasnet`
   for both; its contender is `kerasnas_nasnet`): `NASNetSpace` sized for a
-  CPU core (3 blocks a cell, one cell a stage, 16 filters; 3x3 plain and
-  separable convolutions, pooling, identity), searched by the cheap
+  CPU core (3 blocks a cell, one cell a stage, 24 filters, a stride-2 stem
+  so the cells work at 14x14 and below; 3x3 plain and separable
+  convolutions, pooling, identity), searched by the cheap
   evaluation pipeline: `strategy="prescreen"` scores `--prescreen_pool`
   untrained architectures with NASWOT and proposes them best first, and
   successive halving (`kn.Halving(max_epochs=3, min_epochs=1, eta=3)`)
@@ -89,9 +90,11 @@ def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
 
-# The NASNet cell space sized for one CPU core: 3 blocks a cell, one cell a stage, 16
-# filters, plain 3x3 convolutions beside one separable convolution (NASNet's separable
-# convolutions run slowly on a CPU), pooling and identity.
+# The NASNet cell space sized for one CPU core: 3 blocks a cell, one cell a stage, 24
+# filters, a stride-2 stem (the cells at 14x14, 7x7 and 4x4: a step about half as long as
+# 16 filters at 28x28, which left the final training 7 epochs in run E), plain 3x3
+# convolutions beside one separable convolution (NASNet's separable convolutions run
+# slowly on a CPU), pooling and identity.
 NASNET_OPS = ("conv_3x3", "sep_conv_3x3", "avg_pool_3x3", "max_pool_3x3", "identity")
 
 
@@ -110,7 +113,9 @@ def kerasnas_search(space_name: str, args: argparse.Namespace, budget: float, di
     )  # fmt: skip
     if space_name == "convnet":
         return kn.Search(kn.spaces.ConvNetSpace(), project_name="kerasnas", **common)
-    space = kn.spaces.NASNetSpace(num_blocks=3, num_cells=1, filters=16, ops=NASNET_OPS)
+    space = kn.spaces.NASNetSpace(
+        num_blocks=3, num_cells=1, filters=24, stem_strides=2, ops=NASNET_OPS
+    )
     return kn.Search(
         space, "prescreen", pool_size=args.prescreen_pool, project_name=f"kerasnas_{space_name}",
         halving=kn.Halving(max_epochs=3, min_epochs=1, eta=3), **common,

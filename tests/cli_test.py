@@ -253,6 +253,7 @@ SPACE_FLAG_VALUES = {
     "num_cells": 1,
     "num_reductions": 1,
     "filters": 8,
+    "stem_strides": 2,
     "ops": ["identity", "conv_3x3"],
     "stages": ["1", "2"],
     "learning_rate": 0.01,

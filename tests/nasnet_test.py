@@ -139,6 +139,8 @@ def test_space_arguments_are_checked():
         kn.spaces.NASNetSpace(num_blocks=0)
     with pytest.raises(ValueError, match="dropout"):
         kn.spaces.NASNetSpace(dropout=1.5)
+    with pytest.raises(ValueError, match="stem_strides must be 1 or 2"):
+        kn.spaces.NASNetSpace(stem_strides=3)
     with pytest.raises(ValueError, match="needs images"):
         kn.spaces.NASNetSpace(input_shape=(64,))
     with pytest.raises(ValueError, match="num_classes must be at least 2"):
@@ -172,3 +174,18 @@ def test_layer_names_are_stable_across_builds():
     # So morphism operations proposed on one build apply to another.
     ops = kn.morph.random_ops(first, 3, seed=0)
     assert kn.morph.apply(second, ops).count_params() > second.count_params()
+
+
+def test_a_strided_stem_halves_every_cell_resolution():
+    kwargs = dict(num_classes=3, input_shape=(8, 8, 1), num_blocks=2, num_cells=1, filters=4)
+    plain = kn.spaces.NASNetSpace(**kwargs)
+    strided = kn.spaces.NASNetSpace(stem_strides=2, **kwargs)
+    arch = plain.sample(np.random.default_rng(0))
+    heights = {}
+    for name, space in (("plain", plain), ("strided", strided)):
+        model = space.build_model(arch)
+        heights[name] = [model.get_layer(n).output.shape[1] for n in ("stem_conv", "head_relu")]
+        assert model(np.zeros((2, 8, 8, 1), "float32")).shape == (2, 3)
+    assert heights == {"plain": [8, 2], "strided": [4, 1]}
+    assert strided.get_config()["stem_strides"] == 2
+    assert plain.decode(strided.encode(arch)).hash() == arch.hash()

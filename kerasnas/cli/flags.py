@@ -118,6 +118,13 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "filters", None, _space_help("filters", "Width of the first stage"), lower_bound=1
 )
+flags.DEFINE_integer(
+    "stem_strides",
+    None,
+    _space_help("stem_strides", "Stem strides: 1, or 2 to halve the resolution before the cells"),
+    lower_bound=1,
+    upper_bound=2,
+)
 flags.DEFINE_list(
     "ops",
     None,

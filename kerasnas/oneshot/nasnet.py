@@ -266,10 +266,11 @@ class NASNetSupernet(Supernet):
         )
         first_slot = {cell: 2 * space.num_blocks * c for c, cell in enumerate(CELL_NAMES)}
         filters = space.filters
-        self.stem = layers.Conv2D(filters, 3, padding="same", use_bias=False)
+        self.stem = layers.Conv2D(filters, 3, space.stem_strides, padding="same", use_bias=False)
         self.stem_bn = GhostBatchNorm()
         # Heights of the previous two cells' outputs (the stem's at first).
-        prev_prev_h = prev_h = space.input_shape[0]
+        height = space.input_shape[0]
+        prev_prev_h = prev_h = None if height is None else -(-height // space.stem_strides)
         self.cells: list[_Cell] = []
 
         def add_cell(kind: str) -> None:
