@@ -79,11 +79,11 @@ def test_extracted_paths_compute_the_supernet(trained):
         _check_extraction(space, net, values, x, lambda path: trainer.calibrate(ds, path, 2))
 
 
-def test_other_ops_extract_exactly():
+def test_other_ops_and_a_strided_stem_extract_exactly():
     x, _ = _digits()
     space = kn.spaces.NASNetSpace(
         **SHAPE,
-        **{**SKELETON, "num_blocks": 1, "filters": 4},
+        **{**SKELETON, "num_blocks": 1, "filters": 4, "stem_strides": 2},
         ops=("sep_conv_5x5", "conv_1x1", "conv_3x3", "max_pool_3x3", "avg_pool_3x3"),
     )
     net = NASNetSupernet(space)
