@@ -329,7 +329,11 @@ def shared_table_rows(n: int, seed: int, stand_in: tuple[np.ndarray, np.ndarray]
 
     x, y = stand_in
     x = np.repeat(np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=-1)
-    for name, path in sorted(kn.benchmarks.shared_table_paths().items()):
+    found = kn.benchmarks.shared_table_paths()
+    if not found:
+        print("no shared table found: put the tables in ../shared/data or set "
+              "$KERASNAS_SHARED_DATA to their folder", flush=True)  # fmt: skip
+    for name, path in sorted(found.items()):
         bench = harness.TableSpec(name, path).load()
         bench.space.configure(input_shape=(32, 32, 3), num_classes=10)
         keys = sorted(bench.table)

@@ -79,6 +79,7 @@ def test_the_proxy_names():
         "grad_norm",
         "jacob_cov",
         "zico",
+        "meco",
         "params",
         "flops",
     )
@@ -104,6 +105,36 @@ def test_zico_by_hand():
     assert kn.proxies.zico(model, x, y, batch_size=2) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="zico needs at least 2 examples"):
         kn.proxies.zico(model, x[:1], y[:1], batch_size=1)
+
+
+def test_meco_by_hand():
+    # ReLU on a sequence of 4 steps and 2 channels: each example's correlation matrix is
+    # [[1, r], [r, 1]], whose smallest eigenvalue is 1 - |r|. The Dense ReLU has no steps:
+    # its units correlate over the examples.
+    inputs = keras.Input((4, 2))
+    x = layers.ReLU()(inputs)
+    hidden = layers.Dense(3, activation="relu", kernel_initializer=seeded(0))
+    x = hidden(layers.Flatten()(x))
+    model = keras.Model(inputs, layers.Dense(2, activation="softmax")(x))
+    x = np.array(
+        [
+            [[1, 2], [2, 1], [3, 4], [4, 3]],
+            [[1, -1], [2, 5], [3, 1], [0, 2]],
+            [[1, 3], [2, 3], [3, 3], [4, 3]],  # A constant channel: the eigenvalue is 0.
+            [[2, 1], [0, 3], [1, 1], [5, 2]],
+        ],
+        "float32",
+    )
+    steps = []
+    for example in np.maximum(x, 0).astype(np.float64):
+        r = np.corrcoef(example, rowvar=False)[0, 1]
+        steps.append(0.0 if np.isnan(r) else 1 - abs(r))
+    assert steps[2] == 0.0 and 0 < steps[0] < 1
+    units = np.asarray(keras.Model(inputs, hidden.output)(x), np.float64)
+    with np.errstate(all="ignore"):
+        corr = np.nan_to_num(np.corrcoef(units, rowvar=False))
+    expected = np.mean(steps) + np.linalg.eigvalsh(corr)[0]
+    assert kn.proxies.meco(model, x, batch_size=4) == pytest.approx(expected, abs=1e-6)
 
 
 def test_score_is_deterministic_and_leaves_the_model_and_keras_as_they_were():

@@ -25,12 +25,18 @@ from kerasnas.proxies.counts import flops, params
 log = logging.getLogger(__name__)
 
 #: Every proxy's name, in the order `score` computes them by default.
-PROXIES = ("synflow", "naswot", "snip", "grad_norm", "jacob_cov", "zico", "params", "flops")
+PROXIES = (
+    "synflow", "naswot", "snip", "grad_norm", "jacob_cov", "zico", "meco", "params", "flops"
+)  # fmt: skip
 #: The proxies that need labels.
 LABELLED = ("snip", "grad_norm", "zico")
-_BATCH = ("naswot", "snip", "grad_norm", "jacob_cov", "zico")
+_BATCH = ("naswot", "snip", "grad_norm", "jacob_cov", "zico", "meco")
+#: The proxies that read the ReLU layers' outputs.
+_TAPPED = ("naswot", "meco")
 #: The small constant jacob_cov adds to the eigenvalues (Mellor et al.'s code).
 JACOB_COV_K = 1e-5
+#: The examples of the batch whose feature maps meco averages over.
+MECO_EXAMPLES = 32
 
 
 def score(
@@ -244,6 +250,49 @@ def zico(
     return score(model, x, y, proxies=("zico",), batch_size=batch_size, seed=seed)["zico"]
 
 
+def meco(model: keras.Model, x: np.ndarray, *, batch_size: int = 64, seed: int = 0) -> float:
+    """MeCo (Jiang et al., NeurIPS 2023): the minimum eigenvalue of feature-map correlations.
+
+    For one example and one ReLU layer (as `naswot` finds them) whose output
+    has positions (an image's pixels, a sequence's steps), the Pearson
+    correlation matrix of the layer's channels over the positions has a
+    smallest eigenvalue between 0 (some channels are linear combinations of
+    the others) and 1 (all uncorrelated); a constant (dead) channel's
+    correlations count as 0, which makes it 0. The score sums, over the
+    layers, that eigenvalue's mean over the batch's first `MECO_EXAMPLES`
+    (32) examples (the paper reads one example: the mean is steadier at the
+    same order of cost). A layer without positions (a Dense layer's
+    `(batch, units)`) gives one matrix: its units' correlations over those
+    examples. BatchNorm in training mode, as `naswot`. High where the
+    channels of every layer carry different information.
+
+    Args:
+        model: An untrained functional or Sequential `keras.Model` with ReLUs.
+        x: Input examples; `batch_size` of them are drawn by `seed`.
+        batch_size: Number of examples. Defaults to 64.
+        seed: Seed of the draw of the batch. Defaults to 0.
+    """
+    return score(model, x, proxies=("meco",), batch_size=batch_size, seed=seed)["meco"]
+
+
+def _meco(outputs: list[np.ndarray]) -> float:
+    """The MeCo score of the ReLU layers' outputs (one array per layer)."""
+    total = 0.0
+    for output in outputs:
+        first = output[:MECO_EXAMPLES].astype(np.float64)
+        # Each example's positions; a layer without, (batch, units), correlates over examples.
+        samples = first.reshape(len(first), -1, output.shape[-1]) if output.ndim > 2 else [first]
+        total += float(np.mean([_smallest_correlation_eigenvalue(s) for s in samples]))
+    return total
+
+
+def _smallest_correlation_eigenvalue(rows: np.ndarray) -> float:
+    """The smallest eigenvalue of the correlations of the columns; constant ones count 0."""
+    with np.errstate(all="ignore"):
+        corr = np.atleast_2d(np.corrcoef(rows, rowvar=False))
+    return float(np.linalg.eigvalsh(np.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0))[0])
+
+
 def _zico(net, x: np.ndarray, y: np.ndarray, weights: list) -> float:
     """The ZiCo score from the gradients of the two halves of the batch."""
     if len(x) < 2:
@@ -270,12 +319,13 @@ def _zico(net, x: np.ndarray, y: np.ndarray, weights: list) -> float:
 
 def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -> dict:
     """The batch proxies `names`, from one forward pass in training mode."""
-    taps = _model.relu_outputs(model) if "naswot" in names else []
-    if "naswot" in names and not taps:
+    tapped = [p for p in names if p in _TAPPED]
+    taps = _model.relu_outputs(model) if tapped else []
+    if tapped and not taps:
         raise ValueError(
-            f"naswot reads the binary codes of ReLU units, but the model {model.name!r} "
-            "has no ReLU layer nor layer with activation='relu' in its graph. Leave "
-            "naswot out of proxies for this model."
+            f"{tapped} read the outputs of ReLU units, but the model {model.name!r} has "
+            "no ReLU layer nor layer with activation='relu' in its graph. Leave "
+            f"{tapped} out of proxies for this model."
         )
     labelled = [p for p in names if p in LABELLED]
     # snip and grad_norm: from the whole batch's loss gradients (zico takes its own).
@@ -291,8 +341,11 @@ def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -
             total = tf.reduce_sum(logits)
             if sensitivities:
                 loss = _mean_cross_entropy(y, logits)
+        relu = [np.asarray(t) for t in outputs[1:]]
         if "naswot" in names:
-            values["naswot"] = _naswot([np.asarray(t) for t in outputs[1:]])
+            values["naswot"] = _naswot(relu)
+        if "meco" in names:
+            values["meco"] = _meco(relu)
         if "jacob_cov" in names:
             jacobian = tape.gradient(total, inputs)
             if jacobian is None:
