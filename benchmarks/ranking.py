@@ -14,8 +14,10 @@ the measured seconds of each training, and the settings that made it.
 Then, in one run, every cheap estimator scores the same architectures:
 
 - each zero-cost proxy of `kn.proxies` (synflow, naswot, snip, grad_norm,
-  jacob_cov) on one batch of 64 training images, their `vote`, and params and
-  FLOPs: each architecture built from a fresh seed, its proxies computed;
+  jacob_cov, zico, meco) on one batch of 64 training images, the paper's
+  `vote` (synflow, jacob_cov, snip) and the votes of `--votes` (by default
+  naswot with zico, with FLOPs, with params), and params and FLOPs: each
+  architecture built from a fresh seed, its proxies computed;
 - short training: `--short_epochs` epoch(s) on `--short_examples` images;
 - successive halving's first rung (`kn.Halving(min_epochs=1)`): one epoch on
   all the training images, the recipe of the ground truth;
@@ -37,7 +39,8 @@ last line:
 
     best=<estimator> kendall_tau=<x> cost_ratio=<y> params_tau=<z> supernet_tau=<w>
 
-(best: the estimator of highest tau other than params and FLOPs; supernet:
+(best: the estimator of highest tau other than the params and FLOPs rows,
+votes that count them included; supernet:
 the first of `--supernet_methods`, ranked by loss: its mean tau over the seeds).
 
 `--train_ground_truth --run=K` trains run K (the K-th seed) of every
@@ -473,7 +476,7 @@ def main() -> None:
     parser.add_argument("--calibration_batches", type=int, default=10)
     parser.add_argument("--table_archs", type=int, default=30,
                         help="architectures per shared table (0: none)")  # fmt: skip
-    parser.add_argument("--votes", default="synflow+naswot,synflow+jacob_cov+snip",
+    parser.add_argument("--votes", default="naswot+zico,naswot+flops,naswot+params",
                         help="other proxy sets whose rank vote is shown ('+'-joined)")  # fmt: skip
     args = parser.parse_args()
     VOTES[:] = [tuple(v.split("+")) for v in args.votes.split(",") if v]
