@@ -212,3 +212,40 @@ def test_bananas_runs_as_chief_and_workers(tmp_path):
     run_chief_and_workers(tmp_path, "bananas", initial_trials=4, k=3)
     with open(tmp_path / "cw" / "oracle.json") as f:
         assert "queue" in json.load(f)  # The chief's fits were saved with its state.
+
+
+def test_proxy_features_reach_the_predictor_standardised(tmp_path, eager):
+    (x, y), (xv, yv) = tiny.digits(200, 100)
+    space = tiny.fast_space()
+    s = kn.Search(
+        space, "bananas", initial_trials=2, k=1, max_trials=3, parents=1, mutations=2,
+        neighbours=1, random_candidates=1, train_steps=5, proxy_features=("naswot", "flops"),
+        seed=0, directory=str(tmp_path), project_name="p", verbose=0,
+    )  # fmt: skip
+    s.fit(x, y, validation_data=(xv, yv), epochs=1, batch_size=64)
+    oracle = s.oracle
+    finished = oracle.finished()
+    assert len(finished) == 3
+    # The third trial came from a fit: every trial's and candidate's proxies were computed.
+    trained = [oracle.architecture(t) for t in finished]
+    assert {a.hash() for a in trained} <= set(oracle._proxies) and len(oracle._proxies) > 3
+    width = len(oracle.encode(trained[0]))
+    assert oracle.predictor().input_dim == width + 2
+    # Column by column: naswot as computed, FLOPs as log10(1 + FLOPs).
+    model = space.build_model(trained[0])
+    assert oracle._proxies[trained[0].hash()][1] == pytest.approx(
+        np.log10(1 + kn.proxies.flops(model))
+    )
+    rows = np.stack([oracle.encode(a) for a in trained])
+    with_proxies, _ = oracle.with_proxies(trained, rows, trained, rows)
+    assert with_proxies.shape == (3, width + 2)
+    np.testing.assert_allclose(with_proxies[:, width:].mean(axis=0), 0.0, atol=1e-9)
+
+
+def test_proxy_features_need_the_trial_runner_and_known_names():
+    space = tiny.fast_space()
+    with pytest.raises(ValueError, match="Unknown proxy name"):
+        kn.oracles.BananasOracle(space, proxy_features=("accuracy",))
+    oracle = kn.oracles.BananasOracle(space, proxy_features=("naswot",))
+    with pytest.raises(ValueError, match="prepare hook"):
+        oracle.proxy_values([space.sample(np.random.default_rng(0))])

@@ -19,6 +19,7 @@ from keras_tuner.engine import metrics_tracking
 from kerasnas import data
 from kerasnas.cli.registry import constructor_default, declarations, takers
 from kerasnas.oracles import STRATEGIES
+from kerasnas.proxies import PROXIES
 from kerasnas.spaces import SPACES
 from kerasnas.spaces import ops as ops_module
 
@@ -196,11 +197,20 @@ flags.DEFINE_integer(
 flags.DEFINE_enum(
     "prescreen_proxy",
     None,
-    ["vote", "synflow", "naswot", "snip", "grad_norm", "jacob_cov", "params", "flops"],
+    ["vote", *PROXIES],
     _strategy_help(
         "prescreen_proxy",
         "prescreen: the zero-cost proxy that ranks the pool (vote: the mean rank of several). "
         "Default: {default}.",
+    ),
+)
+flags.DEFINE_list(
+    "bananas_proxies",
+    None,
+    _strategy_help(
+        "bananas_proxies",
+        "bananas: comma-separated zero-cost proxies given to the predictor beside the "
+        f"encoding, among {', '.join(PROXIES)} (e.g. naswot,flops). Default: none.",
     ),
 )
 flags.DEFINE_enum(

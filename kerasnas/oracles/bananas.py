@@ -6,21 +6,28 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from kerasnas import proxies
 from kerasnas.architecture import Architecture, OutOfSpaceError
 from kerasnas.oracles._predictor import EnsemblePredictor
-from kerasnas.oracles.base import NasOracle
+from kerasnas.oracles.base import NasOracle, SearchContext
+from kerasnas.proxies.architectures import first_examples, score_architecture
 from kerasnas.spaces.base import NEIGHBOUR_LIMIT, SearchSpace
 
 log = logging.getLogger(__name__)
 
 ACQUISITIONS = ("its", "ucb")
 ENCODINGS = ("auto", "paths", "one_hot")
+#: Training examples the proxy features are computed on.
+PROXY_BATCH = 64
+#: Proxies whose values span orders of magnitude: the predictor sees log10(1 + value).
+_COUNTS = ("params", "flops", "synflow")
 
 
 class BananasOracle(NasOracle):
@@ -43,9 +50,16 @@ class BananasOracle(NasOracle):
     Architectures are encoded by the space's path encoding (`encode_paths`,
     the paper's: one feature per input-to-output path of ops) when it has one
     (NASNet, NAS-Bench-101 and -201 cells), else by the one-hot encoding of
-    its decisions (`encode_one_hot`, every space). The ensemble is one Keras
-    model holding the members side by side (`kerasnas/oracles/_predictor.py`),
-    re-initialised from the oracle's generator at every fit.
+    its decisions (`encode_one_hot`, every space). With `proxy_features`,
+    each architecture's zero-cost proxies (`kn.proxies`, of the untrained
+    network on the first 64 training examples; counts as log10(1 + value))
+    are appended, standardised by the finished trials' mean and spread at
+    each fit: what the predictor knows before any training, which matters
+    most while few trials are finished. Every candidate is then built and
+    scored (a fraction of a second each on a CPU, cached per architecture).
+    The ensemble is one Keras model holding the members side by side
+    (`kerasnas/oracles/_predictor.py`), re-initialised from the oracle's
+    generator at every fit.
 
     The queue is part of the oracle's saved state, and every fit is a function
     of the finished trials (in trial order) and of the oracle's saved random
@@ -74,9 +88,16 @@ class BananasOracle(NasOracle):
         random_candidates: Random architectures among the candidates. Defaults to 20.
         hidden: Units of the MLPs' hidden layers. Defaults to (32, 32).
         train_steps: Adam steps (batches of 32) per fit. Defaults to 200.
+        proxy_features: Names of `kn.proxies.PROXIES` given to the predictor
+            beside the encoding, e.g. `("naswot", "flops")`. They need the
+            training data, which kerasnas's trial runner gives the oracle
+            (`kn.Search`, `kn.NasTuner`). Defaults to none.
         **kwargs: `NasOracle` arguments: `objective`, `max_trials`, `seed`,
             and keras-tuner `Oracle` arguments.
     """
+
+    #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
+    cli_flags = {"bananas_proxies": "proxy_features"}
 
     def __init__(
         self,
@@ -93,6 +114,7 @@ class BananasOracle(NasOracle):
         random_candidates: int = 20,
         hidden: Sequence[int] = (32, 32),
         train_steps: int = 200,
+        proxy_features: Sequence[str] = (),
         **kwargs: Any,
     ):
         for name, value, low in (
@@ -123,6 +145,9 @@ class BananasOracle(NasOracle):
             isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
         ):
             raise ValueError(f"hidden must be positive layer widths. Received: {hidden!r}.")
+        proxy_features = tuple(proxy_features)
+        if proxy_features:
+            proxies.measures.check_proxies(proxy_features)
         if mutations + neighbours + random_candidates < 1:
             raise ValueError(
                 "mutations, neighbours and random_candidates cannot all be 0: no candidates."
@@ -144,6 +169,9 @@ class BananasOracle(NasOracle):
         self.random_candidates = random_candidates
         self.hidden = hidden
         self.train_steps = train_steps
+        self.proxy_features = tuple(dict.fromkeys(proxy_features))
+        self._batch: tuple[np.ndarray, np.ndarray] | None = None  # For the proxies.
+        self._proxies: dict[str, np.ndarray] = {}  # hash -> proxy features (a cache).
         self._queue: list[dict[str, Any]] = []  # Trial values proposed by the last fit.
         self._features: dict[str, np.ndarray] = {}  # trial id -> encoding (a cache).
         self._predictor: EnsemblePredictor | None = None
@@ -184,12 +212,15 @@ class BananasOracle(NasOracle):
             if trial.trial_id not in self._features:
                 self._features[trial.trial_id] = self.encode(arch)
         rows = np.stack([self._features[t.trial_id] for t in finished])
-        self.predictor().fit(rows, targets, rng)
         ranked = [archs[i] for i in np.argsort(-scores, kind="stable")]
         candidates = self.candidates(ranked[: self.parents], rng)
         if not candidates:
             return []
-        predictions = self.predictor().predict(np.stack([self.encode(a) for a in candidates]))
+        inputs = np.stack([self.encode(a) for a in candidates])
+        if self.proxy_features:
+            rows, inputs = self.with_proxies(archs, rows, candidates, inputs)
+        self.predictor().fit(rows, targets, rng)
+        predictions = self.predictor().predict(inputs)
         mean, spread = predictions.mean(axis=1), predictions.std(axis=1)
         if self.acquisition == "its":
             value = rng.normal(mean, spread)
@@ -224,10 +255,57 @@ class BananasOracle(NasOracle):
         return out
 
     # -- The predictor ------------------------------------------------------------
+    def prepare(self, context: SearchContext) -> None:
+        """Keeps the first training examples, which the proxy features are computed on."""
+        if self.proxy_features:
+            self._batch = first_examples(context.train, PROXY_BATCH)
+
+    def with_proxies(self, archs: list, rows: np.ndarray, candidates: list, inputs: np.ndarray):
+        """`rows` and `inputs` with the standardised proxy features of `archs`, `candidates`."""
+        known, new = self.proxy_values(archs), self.proxy_values(candidates)
+        finite = np.where(np.isfinite(known), known, np.nan)
+        mean, spread = np.nanmean(finite, axis=0), np.nanstd(finite, axis=0)
+        mean, spread = np.nan_to_num(mean), np.where(spread > 0, spread, 1.0)
+
+        def standardised(values: np.ndarray) -> np.ndarray:
+            z = (values - mean) / spread
+            return np.clip(np.nan_to_num(z, nan=-3.0, posinf=3.0, neginf=-3.0), -3.0, 3.0)
+
+        return (np.hstack([rows, standardised(known)]), np.hstack([inputs, standardised(new)]))
+
+    def proxy_values(self, archs: list) -> np.ndarray:
+        """The proxy features of `archs` (one row each), computed once per architecture."""
+        if self._batch is None:
+            raise ValueError(
+                "proxy_features are computed on the training data, which kerasnas's trial "
+                "runner gives the oracle in its prepare hook (kn.Search, kn.NasTuner); a plain "
+                "keras_tuner.Tuner or a tabular benchmark has none. Leave proxy_features out."
+            )
+        start, missing = time.perf_counter(), 0
+        for arch in archs:
+            key = arch.hash()
+            if key not in self._proxies:
+                values = score_architecture(
+                    self.space, arch, self._batch, self.proxy_features,
+                    weights_seed=((self.seed or 0) * 7919 + int(key[:8], 16)) % 2**31,
+                    seed=self.seed or 0,
+                )  # fmt: skip
+                row = [values[name] for name in self.proxy_features]
+                self._proxies[key] = np.array([
+                    np.log10(1.0 + max(v, 0.0)) if name in _COUNTS else v
+                    for name, v in zip(self.proxy_features, row, strict=True)
+                ])  # fmt: skip
+                missing += 1
+        if missing:
+            names, took = "+".join(self.proxy_features), time.perf_counter() - start
+            log.info("bananas: proxies %s of %d architectures in %.1fs", names, missing, took)
+        return np.stack([self._proxies[a.hash()] for a in archs])
+
     def predictor(self) -> EnsemblePredictor:
         if self._predictor is None:
             self._predictor = EnsemblePredictor(
-                len(self.encode(self.space.sample(np.random.default_rng(0)))),
+                len(self.encode(self.space.sample(np.random.default_rng(0))))
+                + len(self.proxy_features),
                 members=self.ensemble_size,
                 hidden=self.hidden,
                 steps=self.train_steps,

@@ -7,12 +7,12 @@ import os
 import time
 from typing import Any
 
-import keras
 import numpy as np
 
 from kerasnas import proxies
 from kerasnas._io import read_json, write_json
 from kerasnas.oracles.base import NasOracle, SearchContext
+from kerasnas.proxies.architectures import first_examples, score_architecture
 from kerasnas.spaces.base import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class PrescreenOracle(NasOracle):
             if context.progress:
                 log.info("prescreen: the ranking of %d architectures restored", len(self.ranking))
             return
-        x, y = first_examples(context.train, self.batch_size)
+        batch = first_examples(context.train, self.batch_size)
         rng = self.rng()
         pool, seen = [], set()
         for _ in range(self.pool_size * self.max_collisions):
@@ -105,10 +105,10 @@ class PrescreenOracle(NasOracle):
                 pool.append(arch)
         start, scores, names = time.perf_counter(), [], self._proxy_names()
         for i, arch in enumerate(pool):
-            keras.utils.set_random_seed(int(rng.integers(2**31)))
-            model = self.space.build_model(arch)
-            scores.append(proxies.score(model, x, y, proxies=names, seed=self.seed or 0))
-            keras.backend.clear_session()
+            scores.append(score_architecture(
+                self.space, arch, batch, names, weights_seed=int(rng.integers(2**31)),
+                seed=self.seed or 0,
+            ))  # fmt: skip
             if context.progress and (i + 1) % max(1, len(pool) // 5) == 0:
                 log.info("prescreen: %d/%d architectures scored (%s) in %.1fs",
                          i + 1, len(pool), self.proxy, time.perf_counter() - start)  # fmt: skip
@@ -159,20 +159,3 @@ class PrescreenOracle(NasOracle):
         super().set_state(state)
         self.ranking = state.get("ranking", [])
         self._next = state.get("next", 0)
-
-
-def first_examples(dataset: Any, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `count` examples of a batched `(x, y)` dataset, as numpy arrays."""
-    xs, ys, seen = [], [], 0
-    for x, y in dataset:
-        xs.append(np.asarray(x))
-        ys.append(np.asarray(y))
-        seen += len(xs[-1])
-        if seen >= count:
-            break
-    if not xs:
-        raise ValueError("The training data is empty: the prescreen has no example to score on.")
-    y = np.concatenate(ys)[:count]
-    if np.issubdtype(y.dtype, np.floating) and y.ndim == 2:  # One-hot (smoothed) labels.
-        y = y.argmax(-1)
-    return np.concatenate(xs)[:count], y
