@@ -319,6 +319,70 @@ def supernet_estimate(
     ]
 
 
+def predictor_rows(
+    space: Any, archs: list[dict], truth: list[dict], data: Data, args: argparse.Namespace
+) -> list[dict]:
+    """BANANAS's predictor, fitted on `n` trained architectures, ranking the others.
+
+    For each split (a random `n` of the architectures "trained": their
+    ground-truth validation accuracy; the rest held out), the predictor of
+    `BananasOracle` (its ensemble, encoding and, with proxies, its
+    standardised proxy features, the oracle's own code) is fitted and ranks
+    the held-out architectures. Kendall tau and the pick are on those; the
+    cost is the `n` standalone trainings (their measured seconds), plus the
+    proxies and the fit.
+    """
+    from kerasnas.oracles.base import SearchContext
+
+    val = np.array([r["val"] for r in truth])
+    seconds = np.array([r["runs"][0]["seconds"] if "runs" in r else r["seconds"] for r in truth])
+    decoded = [space.decode(v) for v in archs]
+    batch = kn.data.to_dataset(*data["train"], 64)
+    rows = []
+    # One oracle per set of features: the proxies of all the architectures are computed
+    # once (every split's cost counts them all), its predictor is refitted per split.
+    oracles, proxy_seconds = {}, 0.0
+    for names in [(), tuple(args.predictor_proxies.split("+"))]:
+        oracles[names] = kn.oracles.BananasOracle(space, proxy_features=names, seed=0)
+        oracles[names].prepare(SearchContext(train=batch, validation=None, directory=""))
+        if names:
+            start = time.perf_counter()
+            oracles[names].proxy_values(decoded)
+            proxy_seconds = time.perf_counter() - start
+    for n in [int(k) for k in args.predictor_trained.split(",")]:
+        for names, oracle in oracles.items():
+            taus, rhos, costs, picks = [], [], [], []
+            for split in range(args.predictor_splits):
+                rng = np.random.default_rng(split)
+                order = rng.permutation(len(archs))
+                known, held = order[:n], order[n:]
+                start = time.perf_counter()
+                rows_in = np.stack([oracle.encode(decoded[i]) for i in known])
+                inputs = np.stack([oracle.encode(decoded[i]) for i in held])
+                if names:
+                    rows_in, inputs = oracle.with_proxies(
+                        [decoded[i] for i in known], rows_in, [decoded[i] for i in held], inputs
+                    )
+                targets = (val[known] - val[known].mean()) / (val[known].std() or 1.0)
+                oracle.predictor().fit(rows_in, targets, rng)
+                predicted = oracle.predictor().predict(inputs).mean(axis=1)
+                spent = time.perf_counter() - start + (proxy_seconds if names else 0.0)
+                costs.append(seconds[known].sum() + spent)
+                taus.append(stats.kendalltau(predicted, val[held]).statistic)
+                rhos.append(stats.spearmanr(predicted, val[held]).statistic)
+                picks.append(truth[int(held[int(np.argmax(predicted))])]["test"])
+            label = "+".join(("paths", *names)) if oracle.encoding == "paths" else "+".join(names)
+            rows.append({
+                "name": f"bananas[{label}]@{n}", "tau": float(np.mean(taus)),
+                "tau_std": float(np.std(taus)), "rho": float(np.mean(rhos)),
+                "seconds": float(np.mean(costs)), "ratio": seconds.sum() / np.mean(costs),
+                "pick_test": float(np.mean(picks)), "seeds": args.predictor_splits,
+                "note": f"fitted on {n} trained, ranks the other {len(archs) - n} (seeds: splits)",
+            })  # fmt: skip
+            print(f"[predictor {rows[-1]['name']}] tau={rows[-1]['tau']:.3f}", flush=True)
+    return rows
+
+
 def shared_table_rows(n: int, seed: int, stand_in: tuple[np.ndarray, np.ndarray]) -> None:
     """Proxies of `n` architectures of each shared table against the table's accuracies.
 
@@ -434,6 +498,8 @@ def run_estimators(args: argparse.Namespace) -> None:
             return supernet_estimate(m, space, archs, data, seed, args)
 
         add("supernet", supernet, args.supernet_seeds, args.supernet_first_seed)
+    if wanted & {"predictor", "all"}:
+        rows.extend(predictor_rows(space, archs, truth, data, args))
     print_table(rows, truth)
     if args.table_archs:
         print(f"zero-cost proxies on the shared tables ({args.table_archs} architectures each; "
@@ -457,7 +523,7 @@ def main() -> None:
     parser.add_argument("--train_ground_truth", action="store_true")
     parser.add_argument("--run", type=int, default=0, help="with --train_ground_truth")
     parser.add_argument("--estimators", default="all",
-                        help="proxies,short,halving,supernet or all")  # fmt: skip
+                        help="proxies,short,halving,supernet,predictor or all")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="of the proxies")
     parser.add_argument("--short_seeds", type=int, default=1, help="of short training")
     parser.add_argument("--short_epochs", type=int, default=1)
@@ -474,6 +540,11 @@ def main() -> None:
     parser.add_argument("--supernet_val_examples", type=int, default=0,
                         help="validation images the supernet scores on (0: all)")  # fmt: skip
     parser.add_argument("--calibration_batches", type=int, default=10)
+    parser.add_argument("--predictor_trained", default="10,20",
+                        help="architectures BANANAS's predictor is fitted on")  # fmt: skip
+    parser.add_argument("--predictor_proxies", default="naswot+flops",
+                        help="its proxy features ('+'-joined), beside one without")  # fmt: skip
+    parser.add_argument("--predictor_splits", type=int, default=10)
     parser.add_argument("--table_archs", type=int, default=30,
                         help="architectures per shared table (0: none)")  # fmt: skip
     parser.add_argument("--votes", default="naswot+zico,naswot+flops,naswot+params",
