@@ -28,7 +28,12 @@ Then, in one run, every cheap estimator scores the same architectures:
   Its training is the library's default (`methods.run`: Adam, batch 32 and
   300,000 examples, i.e. 30 epochs of the 10,000 images, for uniform and
   SPOS) unless `--supernet_epochs`, `--supernet_batch_size`, ...
-  say otherwise.
+  say otherwise;
+- BANANAS's predictor (`--estimators=predictor`): fitted on
+  `--predictor_trained` architectures (10 and 20) with their ground truth,
+  it ranks the others, with the path encoding alone and with the proxy
+  features `--predictor_proxies` (naswot+flops) beside it; mean over
+  `--predictor_splits` random splits.
 
 For each it prints Kendall's tau and Spearman's rho against the ground
 truth's validation accuracy, its cost in seconds (measured here: building,
