@@ -13,8 +13,10 @@ combined = kn.proxies.vote(scores)  # synflow, jacob_cov and snip vote
 ```
 
 The code is organised as `measures` (the proxies of the weights and of a
-batch, and `score`), `counts` (`params`, `flops`), `ranking` (`vote`) and
-`_model` (checks of the inputs, the batch, reading the model's graph).
+batch, and `score`), `counts` (`params`, `flops`), `ranking` (`vote`),
+`architectures` (a space's architecture scored untrained, as the
+strategies do) and `_model` (checks of the inputs, the batch, reading the
+model's graph).
 """
 
 from kerasnas.proxies.counts import flops, params
