@@ -53,6 +53,7 @@ bench: $(VENV)/.installed
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 docs: $(VENV)/.installed-docs
 	$(VENV)/bin/mkdocs build --strict
