@@ -145,9 +145,7 @@ class BananasOracle(NasOracle):
             isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
         ):
             raise ValueError(f"hidden must be positive layer widths. Received: {hidden!r}.")
-        proxy_features = tuple(proxy_features)
-        if proxy_features:
-            proxies.measures.check_proxies(proxy_features)
+        proxy_features = proxies.measures.check_proxies(proxy_features) if proxy_features else ()
         if mutations + neighbours + random_candidates < 1:
             raise ValueError(
                 "mutations, neighbours and random_candidates cannot all be 0: no candidates."
@@ -169,7 +167,7 @@ class BananasOracle(NasOracle):
         self.random_candidates = random_candidates
         self.hidden = hidden
         self.train_steps = train_steps
-        self.proxy_features = tuple(dict.fromkeys(proxy_features))
+        self.proxy_features = proxy_features  # Checked: each name once, in order.
         self._batch: tuple[np.ndarray, np.ndarray] | None = None  # For the proxies.
         self._proxies: dict[str, np.ndarray] = {}  # hash -> proxy features (a cache).
         self._queue: list[dict[str, Any]] = []  # Trial values proposed by the last fit.
