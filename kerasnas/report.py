@@ -20,6 +20,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 LOGGER_NAME = "kerasnas"
 logger = logging.getLogger(LOGGER_NAME)
@@ -83,3 +84,32 @@ def show(line: str = "") -> None:
 
 
 enable_default_handler()
+
+
+def progress_line(runner: Any, trial: Any) -> str:
+    """The line logged when a trial ends: its score, the best so far, size, times.
+
+    Args:
+        runner: The trial runner (`kerasnas.training.runner.NasTuner`).
+        trial: The ended `keras_tuner` trial.
+    """
+    objective = runner.oracle.objective
+    number = int(trial.trial_id) + 1
+    elapsed = runner.time_used() - runner._time_before
+    head = f"trial {number}/{runner.oracle.max_trials} arch={runner.network_hash(trial)[:8]}"
+    head += runner.strategy_hook("progress_note", trial) or ""
+    if trial.status != "COMPLETED":
+        reason = (trial.message or "").strip().splitlines()
+        return f"{head} {trial.status}: {reason[-1] if reason else ''} elapsed={elapsed:.1f}s"
+    best = runner.oracle.get_best_trials(1)
+    best_score = best[0].score if best else float("nan")
+    metrics = trial.metrics
+    params = metrics.get_last_value("params") if metrics.exists("params") else 0
+    seconds = metrics.get_last_value("train_time")
+    budget = ""
+    if runner.time_budget is not None:
+        budget = f" budget_left={max(runner.time_budget - runner.time_used(), 0.0):.0f}s"
+    return (
+        f"{head} {objective.name}={trial.score:.4f} best={best_score:.4f} "
+        f"params={int(params):,} time={seconds:.1f}s elapsed={elapsed:.1f}s{budget}"
+    )

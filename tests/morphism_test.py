@@ -134,21 +134,24 @@ def test_children_grow_trained_networks_and_replay_onto_their_roots(mode):
     oracle = fake_oracle(space, [0.5, 0.9, 0.7], mode=mode, max_ops=2)
     keys = set()
     for n in range(4):
-        response = oracle.populate_space(str(3 + n))
-        values = response["values"]
-        found = lineage.of(values)
+        trial_id = str(3 + n)
+        response = oracle.populate_space(trial_id)
+        values, found = response["values"], response["plan"].lineage
         assert found.parent in ("0", "1", "2") and 1 <= len(found.new_ops) <= 2
         if mode == "hill_climb":
             assert found.parent == "1"  # The best trial.
+        # A child's values are its root architecture's: its lineage is in its plan.
         parent_values = oracle.trials[found.parent].hyperparameters.values
-        assert {k: values[k] for k in space.decode(values).choices} == {
-            k: parent_values[k] for k in space.decode(parent_values).choices
-        }
+        assert values == parent_values
         # The ops replay onto the rebuilt root (layer names are deterministic).
-        model = lineage.build(space, values)
-        assert model.count_params() > lineage.build(space, parent_values).count_params()
-        keys.add(oracle._compute_values_hash(values))
-        oracle._tried_so_far.add(oracle._compute_values_hash(values))
+        model = lineage.build(space, values, found.ops)
+        parent_ops = found.ops[: found.parent_ops]
+        assert model.count_params() > lineage.build(space, values, parent_ops).count_params()
+        hp = oracle.hyperparameters.copy()
+        hp.values = values
+        oracle.trials[trial_id] = trial_module.Trial(hp, trial_id=trial_id, status="RUNNING")
+        oracle.plans[trial_id] = response["plan"]
+        keys.add(oracle.network_hash(oracle.trials[trial_id]))
     assert len(keys) == 4
 
 
@@ -189,7 +192,7 @@ def test_children_start_from_their_parents_function_and_keep_training(tmp_path):
     _STARTS.clear()
     search = run(tmp_path, 4, callbacks=[_RecordStart()])
     records = search.results()
-    assert [r["morph"] is None for r in records] == [True, True, False, False]
+    assert ["morph" not in r["details"] for r in records] == [True, True, False, False]
     (_, _), (xv, yv) = tiny.digits(128, 64)
     for number, record in enumerate(records):
         assert record["status"] == "COMPLETED"
@@ -197,10 +200,10 @@ def test_children_start_from_their_parents_function_and_keep_training(tmp_path):
         model = search._get_tuner().load_model(trial)  # Rebuilt from root + ops, checkpoint loaded.
         _, accuracy = model.evaluate(xv, yv, verbose=0)
         assert accuracy == pytest.approx(record["score"], abs=1e-6)
-        if record["morph"] is None:
+        if "morph" not in record["details"]:
             continue
-        assert record["morph"]["inherited"] is True
-        parent = search.oracle.trials[record["morph"]["parent"]]
+        assert record["details"]["morph"]["inherited"] is True
+        parent = search.oracle.trials[record["details"]["morph"]["parent"]]
         parent_model = search._get_tuner().load_model(parent)
         expected = parent_model(_PROBE, training=False).numpy()
         np.testing.assert_allclose(_STARTS[number], expected, atol=1e-4)
@@ -223,7 +226,7 @@ def test_resume_keeps_descriptors_and_a_missing_checkpoint_trains_from_scratch(t
     assert resumed.oracle._descriptors  # Read back from the oracle's saved state.
     records = resumed.results()
     assert len(records) == 4 and all(r["status"] == "COMPLETED" for r in records)
-    assert records[3]["morph"]["inherited"] is False
+    assert records[3]["details"]["morph"]["inherited"] is False
     saved = json.loads(open(os.path.join(resumed.project_dir, "trial_3", "morph.json")).read())
     assert saved["inherited"] is False and "missing" in saved["reason"]
 
@@ -240,7 +243,7 @@ def test_inheriting_children_train_at_a_scaled_learning_rate(tmp_path):
     grandchildren = 0
     for trial_id in ("2", "3"):
         child = search.oracle.trials[trial_id]
-        found = lineage.of(child.hyperparameters.values)
+        found = search.oracle.plan(trial_id).lineage
         assert found.lr_scale == 0.25
         grandchildren += found.parent not in ("0", "1")
         # The rate the trial trained at: the root's times the scale, however many

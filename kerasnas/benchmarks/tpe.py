@@ -47,7 +47,7 @@ def tpe_search(
 
     Each trial suggests every active decision of the benchmark's space as a
     categorical parameter, looks the architecture up in `bench` with the draw
-    rule of a kerasnas search (`kerasnas.training.runner.query_rng(seed, trial
+    rule of a kerasnas search (`kerasnas.training.evaluators.query_rng(seed, trial
     number)`), and returns `objective`, which the
     study maximises. Optuna may propose an architecture again; each trial is a
     query all the same (kerasnas strategies never repeat one).
@@ -56,7 +56,7 @@ def tpe_search(
         The trials in order, as records `{"status": "COMPLETED", "metrics": {...},
         "values": {...}}`, the form `kerasnas.benchmarks.compare.trajectory` reads.
     """
-    from kerasnas.training.runner import query_rng
+    from kerasnas.training.evaluators import query_rng
 
     optuna = require_optuna()
     decisions = bench.space.decisions

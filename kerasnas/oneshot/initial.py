@@ -12,9 +12,6 @@ from typing import Any
 import keras
 import keras_tuner
 
-# The trial value that names a candidate's exported model (a `.keras` file).
-INIT_KEY = "oneshot/init"
-
 
 def load_candidate(path: str, space: Any, context: Any) -> keras.Model:
     """The exported candidate at `path`, compiled like the space's models.

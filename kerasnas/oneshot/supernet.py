@@ -32,9 +32,6 @@ from kerasnas.architecture import Scalar
 from kerasnas.spaces import ops as space_ops
 from kerasnas.spaces.base import SearchSpace
 
-#: The trial value naming the `.keras` file (a standalone model initialised from the
-#: supernet) that a one-shot trial's model starts from.
-INIT_KEY = "oneshot/init"
 # The epsilon of the standalone models' BatchNormalization (Keras's default).
 BN_EPSILON = 1e-3
 

@@ -6,9 +6,8 @@ import contextlib
 import dataclasses
 import logging
 import os
-import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import keras
@@ -19,8 +18,9 @@ from keras_tuner.engine import trial as trial_module
 
 from kerasnas import distributed
 from kerasnas.architecture import Architecture, OutOfSpaceError
-from kerasnas.oracles import halving as halving_module
+from kerasnas.oracles import plan as plan_module
 from kerasnas.oracles.halving import Halving
+from kerasnas.oracles.plan import TrialPlan
 from kerasnas.oracles.store import StoredOracle
 from kerasnas.spaces.base import ENUMERATION_LIMIT, SearchSpace
 
@@ -52,6 +52,8 @@ class TrialContext(Protocol):
 
     Attributes:
         trial: The `keras_tuner` trial whose model is built.
+        plan: The trial's `kerasnas.oracles.plan.TrialPlan` (what its strategy
+            decided beyond the architecture: a promotion, a lineage, initial weights).
         training: True when the model is built to train the trial; False when
             it is built to load the trial's trained weights into it, or to
             train the network again from scratch (`Search.retrain`).
@@ -59,6 +61,7 @@ class TrialContext(Protocol):
     """
 
     trial: trial_module.Trial
+    plan: TrialPlan
     training: bool
     seed: int
 
@@ -152,8 +155,7 @@ class NasOracle(StoredOracle):
         self._stop_requested = False
         if trial_timeout is None:
             trial_timeout = float(os.environ.get("KERASNAS_TRIAL_TIMEOUT", 120))
-        self.trial_timeout = trial_timeout
-        self._last_seen: dict[str, float] = {}  # trial id -> time of the last heartbeat
+        self.trial_timeout = float(trial_timeout)
         self._runner_attached = False
         if halving is not None and not isinstance(halving, Halving):
             raise ValueError(
@@ -166,6 +168,8 @@ class NasOracle(StoredOracle):
                 "architectures trained from scratch that a checkpoint can continue. Use it "
                 "with 'random', 'grid', 'evolution', 'controller', 'local' or 'bananas'."
             )
+        #: The schedule composed with the strategy: asked for a due trial (a promotion)
+        #: before the strategy's `populate_space` is asked for a new architecture.
         self.halving = halving
 
     # -- Hooks the trial runner calls -------------------------------------------
@@ -178,15 +182,16 @@ class NasOracle(StoredOracle):
 
     def model_for_trial(self, trial: trial_module.Trial, context: TrialContext) -> keras.Model:
         """The compiled model a trial trains; the default is `context.build()`, and
-        for a promotion of `halving`, that model with its parent trial's weights.
+        for a plan's promotion (successive halving), that model with its parent
+        trial's weights.
 
         E.g. network morphism grows the parent trial's trained model, and
         one-shot search starts from the supernet's weights.
         """
         model = context.build()
-        parent = halving_module.parent(trial.hyperparameters.values)
-        if parent and context.training:
-            _continue_from(model, parent, trial, context)
+        promotion = context.plan.promotion
+        if promotion is not None and context.training:
+            _continue_from(model, promotion.parent, trial, context)
         return model
 
     def trial_epochs(self, trial: trial_module.Trial) -> int | None:
@@ -194,27 +199,27 @@ class NasOracle(StoredOracle):
         (with `halving`: its rung's)."""
         if self.halving is None:
             return None
-        return self.halving.epochs(trial.hyperparameters.values)
+        return self.halving.epochs(self.plan(trial.trial_id))
 
     def trial_settings(self) -> dict[str, Any]:
         """The strategy's settings that change what a trial means (e.g. how many epochs it
         trains); a project resumes only with the same ones. By default `halving`'s."""
-        return {} if self.halving is None else {"halving": self.halving.to_config()}
+        return {} if self.halving is None else self.halving.settings()
 
-    def network_hash(self, values: Mapping[str, Any]) -> str:
-        """The hash of the network a trial's values describe (results and progress lines)."""
-        return self._compute_values_hash(values)
+    def network_hash(self, trial: trial_module.Trial) -> str:
+        """The hash of the network a trial trains (results and progress lines)."""
+        return self._compute_values_hash(trial.hyperparameters.values)
 
     def progress_note(self, trial: trial_module.Trial) -> str:
         """Words the trial's progress line adds after its hash (with `halving`: its rung)."""
-        return "" if self.halving is None else self.halving.note(trial.hyperparameters.values)
+        return "" if self.halving is None else self.halving.note(self.plan(trial.trial_id))
 
     def trial_details(self, trial: trial_module.Trial) -> dict[str, Any]:
-        """Strategy-specific fields of the trial's `Search.results()` record (by default
-        `{"halving": ...}` with `halving`, see `Halving.details`, else {})."""
+        """Strategy-specific details of the trial for its `Search.results()` record, by
+        kind (with `halving`: `{"halving": ...}`, see `Halving.details`; else {})."""
         if self.halving is None:
             return {}
-        return {"halving": self.halving.details(trial, self.trials)}
+        return self.halving.details(trial, self)
 
     def attach_runner(self) -> None:
         """Called by kerasnas's trial runner before it uses the oracle."""
@@ -239,9 +244,10 @@ class NasOracle(StoredOracle):
         self._draws += 1
         return rng
 
-    def propose(self, arch: Architecture) -> dict[str, Any]:
-        """The `populate_space` response that runs `arch` as the next trial."""
-        return {"status": trial_module.TrialStatus.RUNNING, "values": self.space.encode(arch)}
+    def propose(self, arch: Architecture, plan: TrialPlan = plan_module.NONE) -> dict[str, Any]:
+        """The `populate_space` response that runs `arch` (with `plan`) as the next trial."""
+        values = self.space.encode(arch)
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values, "plan": plan}
 
     def stop(self, reason: str) -> dict[str, Any]:
         """The `populate_space` response that ends the search."""
@@ -259,46 +265,45 @@ class NasOracle(StoredOracle):
 
     @synchronized
     def create_trial(self, tuner_id: str) -> trial_module.Trial:
-        chief = distributed.is_chief()
-        if chief:
-            _requeue_lost_trials(self)
+        self.requeue_lost_trials()
         if self._stop_requested and tuner_id not in self.ongoing_trials:
             self.tuner_ids.discard(tuner_id)
-            return trial_module.Trial(
-                self.hyperparameters.copy(), status=trial_module.TrialStatus.STOPPED
-            )
-        promotion = self._promotion(tuner_id)
-        if promotion is not None:
-            return promotion
-        trial = super().create_trial(tuner_id)
-        if trial.status == trial_module.TrialStatus.STOPPED and chief and self.ongoing_trials:
-            # Another worker's trial may still be lost and need this worker: wait.
-            self.tuner_ids.add(tuner_id)
-            return trial_module.Trial(
-                self.hyperparameters.copy(), status=trial_module.TrialStatus.IDLE
-            )
+            return self._bare_trial(trial_module.TrialStatus.STOPPED)
+        if tuner_id in self.ongoing_trials or self._retry_queue or self._at_max_trials():
+            # keras-tuner's own order: the tuner's trial, then retries, then max_trials.
+            trial = super().create_trial(tuner_id)
+        else:
+            trial = self._new_trial(tuner_id)
+        if trial.status == trial_module.TrialStatus.STOPPED and self.ongoing_trials:
+            if distributed.is_chief():
+                # Another worker's trial may still be lost and need this worker: wait.
+                self.tuner_ids.add(tuner_id)
+                return self._bare_trial(trial_module.TrialStatus.IDLE)
         if trial.status == trial_module.TrialStatus.RUNNING:
-            self._last_seen[trial.trial_id] = time.monotonic()
-        self._last_seen[f"tuner:{tuner_id}"] = time.monotonic()
+            self.heard_from(trial_id=trial.trial_id)
+        self.heard_from(tuner_id)
         return trial
 
-    @synchronized
-    def get_trial(self, trial_id: str) -> trial_module.Trial:
-        # Workers call this as a heartbeat while they train a trial.
-        self._last_seen[trial_id] = time.monotonic()
-        return super().get_trial(trial_id)
+    def _new_trial(self, tuner_id: str) -> trial_module.Trial:
+        """A trial of what the composed schedule calls for (a promotion), else of what
+        the strategy proposes; started (with its plan) when it is to run."""
+        response = None if self.halving is None else self.halving.next_trial(self)
+        if response is None:
+            response = self.populate_space(self.next_trial_id())
+        status = response["status"]
+        if status == trial_module.TrialStatus.RUNNING:
+            return self.start_trial(
+                tuner_id, response["values"], response.get("plan", plan_module.NONE)
+            )
+        if status == trial_module.TrialStatus.STOPPED:
+            self.tuner_ids.discard(tuner_id)
+        return self._bare_trial(status)
 
-    def _promotion(self, tuner_id: str) -> trial_module.Trial | None:
-        """With `halving`, the next promotion as a started trial; None when none is due (or
-        keras-tuner's own order comes first: the tuner's trial, retries, `max_trials`)."""
-        if self.halving is None or tuner_id in self.ongoing_trials or self._retry_queue:
-            return None
-        due = self.halving.promotion(self.trials, self.end_order, self.objective.direction)
-        if due is None or len(self.trials) >= self.max_trials:
-            return None
-        trial = self.start_trial(tuner_id, due)
-        self._last_seen[trial.trial_id] = self._last_seen[f"tuner:{tuner_id}"] = time.monotonic()
-        return trial
+    def _bare_trial(self, status: str) -> trial_module.Trial:
+        return trial_module.Trial(self.hyperparameters.copy(), status=status)
+
+    def _at_max_trials(self) -> bool:
+        return bool(self.max_trials) and len(self.trials) >= self.max_trials
 
     def get_best_trials(self, num_trials: int = 1) -> list[trial_module.Trial]:
         best = super().get_best_trials(len(self.trials) if self.halving else num_trials)
@@ -342,6 +347,20 @@ class NasOracle(StoredOracle):
             "already tried; the space looks exhausted"
         )
 
+    def next_new(
+        self, queue: Sequence[Any], cursor: int, arch_of: Callable[[Any], Architecture]
+    ) -> tuple[int, Any, Architecture | None]:
+        """The first entry of a ranked `queue` at or after `cursor` whose architecture
+        (`arch_of(entry)`) is new: `(cursor after it, entry, architecture)`, or
+        `(len(queue), None, None)` when none is left."""
+        while cursor < len(queue):
+            entry = queue[cursor]
+            cursor += 1
+            arch = arch_of(entry)
+            if self.is_new(arch):
+                return cursor, entry, arch
+        return cursor, None, None
+
     def is_new(self, arch: Architecture) -> bool:
         """Whether no trial so far has an architecture isomorphic to `arch`."""
         return arch.hash() not in self._tried_so_far
@@ -367,7 +386,7 @@ class NasOracle(StoredOracle):
 
 def _seen(oracle: NasOracle, trial: trial_module.Trial, seen: set[str]) -> bool:
     """Whether a trial's network is in `seen` (then True), else adds it."""
-    key = oracle.network_hash(trial.hyperparameters.values)
+    key = oracle.network_hash(trial)
     if key in seen:
         return True
     seen.add(key)
@@ -392,26 +411,3 @@ def _continue_from(
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(checkpoint)
     context.record(metrics={"inherited": 1.0})
-
-
-def _requeue_lost_trials(oracle: NasOracle) -> None:
-    """Gives the trials of workers silent for `trial_timeout` seconds to others."""
-    now = time.monotonic()
-    for tuner_id, trial in list(oracle.ongoing_trials.items()):
-        seen = oracle._last_seen.get(trial.trial_id, now)
-        if now - seen > oracle.trial_timeout:
-            log.warning(
-                "worker %s sent no heartbeat for %.0fs; trial %s goes to another worker",
-                tuner_id,
-                now - seen,
-                trial.trial_id,
-            )
-            del oracle.ongoing_trials[tuner_id]
-            oracle.tuner_ids.discard(tuner_id)
-            oracle._last_seen.pop(trial.trial_id, None)
-            oracle._retry_queue.append(trial.trial_id)
-    # A worker that died between trials holds no trial but keeps the chief waiting.
-    for tuner_id in list(oracle.tuner_ids):
-        seen = oracle._last_seen.get(f"tuner:{tuner_id}", now)
-        if tuner_id not in oracle.ongoing_trials and now - seen > oracle.trial_timeout:
-            oracle.tuner_ids.discard(tuner_id)

@@ -60,10 +60,9 @@ class GridSearchOracle(NasOracle):
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         grid = self.grid()
-        while self._cursor < len(grid) and not self.is_new(grid[self._cursor]):
-            self._cursor += 1
-        if self._cursor == len(grid):
+        self._cursor, _, arch = self.next_new(grid, self._cursor, lambda a: a)
+        if arch is None:
             return self.stop(
                 f"the grid is done: all {len(grid)} distinct architectures have been tried"
             )
-        return self.propose(grid[self._cursor])
+        return self.propose(arch)

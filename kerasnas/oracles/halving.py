@@ -11,24 +11,23 @@ proposing strategy works unchanged, several workers never wait for a rung to
 fill, and what to promote is read from the trial store alone, so a killed or
 resumed search promotes exactly what an uninterrupted one would.
 
-A promotion is a trial of its own, with the parent's decision values and
-three more values (plain values, so they cross keras-tuner's chief/worker
-gRPC): `halving/rung`, `halving/parent` (the trial it continues) and
-`halving/epochs` (the epochs it trains). Its score is the rung's score.
+`Halving` composes with any proposing strategy: the strategy's oracle asks it
+for a due promotion before it asks the strategy for a new architecture (as
+Optuna's samplers compose). A promotion is a trial of its own with the parent's
+architecture values and a `TrialPlan` whose `Promotion` names its rung, the
+trial it continues and the epochs it trains (`kerasnas.oracles.plan`); the
+trial's values hold the architecture alone, so it works on every space. Its
+score is the rung's score.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 from keras_tuner.engine import trial as trial_module
 
-RUNG = "halving/rung"
-PARENT = "halving/parent"
-EPOCHS = "halving/epochs"
-KEYS = (RUNG, PARENT, EPOCHS)
+from kerasnas.oracles.plan import Promotion, TrialPlan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,59 +79,62 @@ class Halving:
     def to_config(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
-    def epochs(self, values: Mapping[str, Any]) -> int:
-        """The epochs a trial with these values trains."""
-        return int(values.get(EPOCHS, self.min_epochs))
+    def epochs(self, plan: TrialPlan) -> int:
+        """The epochs a trial of this plan trains: its promotion's, else `min_epochs`."""
+        return self.min_epochs if plan.promotion is None else plan.promotion.epochs
 
-    def promotion(
-        self, trials: Mapping[str, trial_module.Trial], end_order: list[str], direction: str
-    ) -> dict[str, Any] | None:
-        """The values of the next promotion the finished trials call for, or None."""
+    def next_trial(self, oracle: Any) -> dict[str, Any] | None:
+        """The `populate_space` response of the next promotion the finished trials of
+        `oracle` (a `NasOracle`) call for, or None when none is due."""
         finished: dict[int, list[trial_module.Trial]] = {}
-        for trial_id in end_order:
-            trial = trials[trial_id]
-            if trial.status == trial_module.TrialStatus.COMPLETED and trial.score is not None:
-                finished.setdefault(rung(trial.hyperparameters.values), []).append(trial)
-        promoted = {parent(t.hyperparameters.values) for t in trials.values()}
-        sign = -1.0 if direction == "max" else 1.0
+        for trial in oracle.finished_trials():
+            finished.setdefault(rung(oracle.plan(trial.trial_id)), []).append(trial)
+        promoted = {p.promotion.parent for p in oracle.plans.values() if p.promotion}
+        sign = -1.0 if oracle.objective.direction == "max" else 1.0
         for r in range(len(self.rungs) - 2, -1, -1):
             done = finished.get(r, [])
             best = sorted(done, key=lambda t: (sign * t.score, t.trial_id))[: len(done) // self.eta]
             for trial in best:
                 if trial.trial_id not in promoted:
-                    values = trial.hyperparameters.values
-                    values = {k: v for k, v in values.items() if k not in KEYS}
                     extra = self.rungs[r + 1] - self.rungs[r]
-                    return {**values, RUNG: r + 1, PARENT: trial.trial_id, EPOCHS: extra}
+                    promotion = Promotion(parent=trial.trial_id, rung=r + 1, epochs=extra)
+                    return {
+                        "status": trial_module.TrialStatus.RUNNING,
+                        "values": dict(trial.hyperparameters.values),
+                        "plan": TrialPlan(promotion=promotion),
+                    }
         return None
 
-    def note(self, values: Mapping[str, Any]) -> str:
+    def note(self, plan: TrialPlan) -> str:
         """The progress line's words on a trial: its rung and total epochs."""
-        r = min(rung(values), len(self.rungs) - 1)
+        r = min(rung(plan), len(self.rungs) - 1)
         return f" rung={r + 1}/{len(self.rungs)} epochs={self.rungs[r]}"
 
-    def details(self, trial: trial_module.Trial, trials: Mapping[str, trial_module.Trial]) -> dict:
-        """`{"rung", "epochs", "parent", "scores"}` of a trial: its rung, total epochs, the
-        trial it continued (None at rung 0) and the scores of its line, rung 0 first."""
-        values = trial.hyperparameters.values
-        line, current = [trial], trial
-        while parent(current.hyperparameters.values) in trials:
-            current = trials[parent(current.hyperparameters.values)]
-            line.append(current)
-        r = rung(values)
+    def details(self, trial: trial_module.Trial, oracle: Any) -> dict[str, Any]:
+        """`{"halving": {"rung", "epochs", "parent", "scores"}}` of a trial: its rung, total
+        epochs, the trial it continued (None at rung 0) and the scores of its line, rung 0
+        first."""
+        plan = oracle.plan(trial.trial_id)
+        line, current = [trial], plan
+        while current.promotion is not None and current.promotion.parent in oracle.trials:
+            parent = oracle.trials[current.promotion.parent]
+            line.append(parent)
+            current = oracle.plan(parent.trial_id)
+        r = rung(plan)
         return {
-            "rung": r,
-            "epochs": self.rungs[r] if r < len(self.rungs) else None,
-            "parent": parent(values) or None,
-            "scores": [None if t.score is None else float(t.score) for t in reversed(line)],
+            "halving": {
+                "rung": r,
+                "epochs": self.rungs[r] if r < len(self.rungs) else None,
+                "parent": plan.promotion.parent if plan.promotion else None,
+                "scores": [None if t.score is None else float(t.score) for t in reversed(line)],
+            }
         }
 
+    def settings(self) -> dict[str, Any]:
+        """What makes a trial's score comparable: a project resumes only with the same."""
+        return {"halving": self.to_config()}
 
-def rung(values: Mapping[str, Any]) -> int:
-    """The rung of a trial's values (0 for a new architecture)."""
-    return int(values.get(RUNG, 0))
 
-
-def parent(values: Mapping[str, Any]) -> str:
-    """The trial a promotion continues from ("" for a new architecture)."""
-    return str(values.get(PARENT, ""))
+def rung(plan: TrialPlan) -> int:
+    """The rung of a trial's plan (0 for a new architecture)."""
+    return 0 if plan.promotion is None else plan.promotion.rung

@@ -10,12 +10,13 @@ import keras
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from kerasnas.architecture import Architecture, OutOfSpaceError
+from kerasnas.architecture import Architecture
 from kerasnas.morph import bayesian, inherit, lineage, transforms
 from kerasnas.morph import graph as graph_module
 from kerasnas.morph.channels import MorphError
 from kerasnas.morph.descriptor import Descriptor, describe
 from kerasnas.oracles.base import NasOracle, TrialContext
+from kerasnas.oracles.plan import TrialPlan
 from kerasnas.spaces.base import SearchSpace
 from kerasnas.spaces.nasnet import DEFAULT_OPS
 
@@ -134,6 +135,7 @@ class MorphismOracle(NasOracle):
         self.noise = float(noise)
         self.learning_rate_scale = float(learning_rate_scale)
         self._descriptors: dict[str, Descriptor] = {}
+        self._network_keys: dict[str, str] = {}  # trial id -> the hash of its network
         self._distances: dict[tuple[str, str], float] = {}
         self._graphs: OrderedDict[str, graph_module.Graph] = OrderedDict()
         self._over_limits = 0
@@ -141,11 +143,6 @@ class MorphismOracle(NasOracle):
         self._found: tuple[int, graph_module.Graph, dict[str, list[tuple]]] | None = None
 
     # -- Proposals ------------------------------------------------------------
-    def propose(self, arch: Architecture) -> dict[str, Any]:
-        """A root trial: `arch` with an empty lineage."""
-        values = {**self.space.encode(arch), **lineage.Lineage(noise=self.noise).values()}
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         rng = self.rng()
         trained = self.trained()
@@ -165,27 +162,28 @@ class MorphismOracle(NasOracle):
                 )
             return self.stop(f"{reason} was found (max_ops={self.max_ops}); raise max_ops to go on")
         parent, ops = child
-        parent_lineage = lineage.of(parent.hyperparameters.values) or lineage.Lineage()
-        values = {
-            **{k: v for k, v in parent.hyperparameters.values.items() if k not in lineage.KEYS},
-            **lineage.Lineage(
-                ops=parent_lineage.ops + tuple(ops),
-                parent=parent.trial_id,
-                parent_ops=len(parent_lineage.ops),
-                noise=self.noise,
-                lr_scale=self.learning_rate_scale,
-            ).values(),
-        }
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        parent_ops = self._ops(parent)
+        grown = lineage.Lineage(
+            ops=parent_ops + tuple(ops),
+            parent=parent.trial_id,
+            parent_ops=len(parent_ops),
+            noise=self.noise,
+            lr_scale=self.learning_rate_scale,
+        )
+        return self.propose(self.architecture_of_root(parent), TrialPlan(lineage=grown))
 
     def trained(self) -> list[trial_module.Trial]:
         """The completed trials with a score, in the order they finished."""
-        return [
-            self.trials[t]
-            for t in self.end_order
-            if self.trials[t].status == trial_module.TrialStatus.COMPLETED
-            and self.trials[t].score is not None
-        ]
+        return self.finished_trials()
+
+    def _ops(self, trial: trial_module.Trial) -> tuple[str, ...]:
+        """The morphism ops a trial's network applies to its root ((): a root)."""
+        found = self.plan(trial.trial_id).lineage
+        return () if found is None else found.ops
+
+    def architecture_of_root(self, trial: trial_module.Trial) -> Architecture:
+        """The root architecture a trial's network grows from."""
+        return self.space.decode(trial.hyperparameters.values)
 
     def _propose_root(self, rng: np.random.Generator) -> dict[str, Any]:
         for _ in range(self.max_collisions):
@@ -241,10 +239,8 @@ class MorphismOracle(NasOracle):
                 new.append(op)
         except MorphError:
             return None
-        values = dict(parent.hyperparameters.values)
-        parent_ops = (lineage.of(values) or lineage.Lineage()).ops
-        values.update(lineage.Lineage(ops=parent_ops + tuple(new)).values())
-        if self._compute_values_hash(values) in self._tried_so_far:
+        network = lineage.key(self.architecture_of_root(parent), self._ops(parent) + tuple(new))
+        if network in self._networks():
             return None
         if not _within(child, self.max_params, self.max_layers):
             self._over_limits += 1
@@ -273,7 +269,7 @@ class MorphismOracle(NasOracle):
         if trial.trial_id in self._graphs:
             self._graphs.move_to_end(trial.trial_id)
             return self._graphs[trial.trial_id]
-        graph = lineage.graph(self.space, trial.hyperparameters.values)
+        graph = lineage.graph(self.space, trial.hyperparameters.values, self._ops(trial))
         self._graphs[trial.trial_id] = graph
         if len(self._graphs) > 64:
             self._graphs.popitem(last=False)
@@ -285,15 +281,26 @@ class MorphismOracle(NasOracle):
     # -- Hooks of the trial runner ----------------------------------------------
     def model_for_trial(self, trial: trial_module.Trial, context: TrialContext) -> keras.Model:
         """The root's model grown by the trial's ops, from the parent's trained weights."""
-        found = lineage.of(trial.hyperparameters.values)
+        found = context.plan.lineage
         root = context.build()
         return root if found is None else inherit.grow(root, found, context)
 
+    def network_hash(self, trial: trial_module.Trial) -> str:
+        """The root architecture's hash, or for a grown network a hash of it and its ops."""
+        return lineage.key(self.architecture_of_root(trial), self._ops(trial))
+
+    def _networks(self) -> set[str]:
+        """The hashes of the networks of every trial so far (cached per trial)."""
+        for trial_id, trial in self.trials.items():
+            if trial_id not in self._network_keys:
+                self._network_keys[trial_id] = self.network_hash(trial)
+        return set(self._network_keys.values())
+
     def trial_details(self, trial: trial_module.Trial) -> dict[str, Any]:
-        """`{"morph": {"parent", "ops", "inherited"}}` for a grown network, else None there."""
-        found = lineage.of(trial.hyperparameters.values)
+        """`{"morph": {"parent", "ops", "inherited"}}` for a grown network, else {}."""
+        found = self.plan(trial.trial_id).lineage
         if found is None or not found.ops:
-            return {"morph": None}
+            return {}
         inherited = None
         if trial.metrics.exists(inherit.INHERITED):
             inherited = bool(trial.metrics.get_last_value(inherit.INHERITED))
@@ -301,7 +308,7 @@ class MorphismOracle(NasOracle):
 
     def architecture(self, trial: trial_module.Trial) -> Architecture:
         """The architecture of a root trial; a grown network has none (ValueError)."""
-        if lineage.grown(trial.hyperparameters.values):
+        if self._ops(trial):
             raise ValueError(
                 f"Trial {trial.trial_id} trained a network grown by morphism ops, which "
                 "no architecture of the space describes. Use best_model() for the "
@@ -310,9 +317,6 @@ class MorphismOracle(NasOracle):
         return super().architecture(trial)
 
     # -- keras-tuner hooks ---------------------------------------------------------
-    def _compute_values_hash(self, values: Any) -> str:
-        return lineage.key(self.space.decode(values), values)
-
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         state["morph"] = {"descriptors": {k: d.to_config() for k, d in self._descriptors.items()}}
@@ -335,7 +339,7 @@ def _count_params(graph: graph_module.Graph) -> int:
 
 
 def _check_space(space: SearchSpace) -> None:
-    """Refuses a space whose trial values cannot carry a lineage (`morph/*` values)."""
+    """Refuses a space whose models `kerasnas.morph` cannot transform."""
     if not isinstance(space, SearchSpace):
         return  # NasOracle names the problem.
     if not getattr(space, "morphable", True):
@@ -344,15 +348,6 @@ def _check_space(space: SearchSpace) -> None:
             "transform its models. Search it with 'random', 'grid', 'evolution', 'local', "
             "'bananas' or 'controller', or search a ChainSpace or a NASNetSpace with morphism."
         )
-    values = space.encode(space.sample(np.random.default_rng(0)))
-    try:
-        space.decode({**values, **lineage.Lineage().values()})
-    except OutOfSpaceError as e:
-        raise ValueError(
-            f"MorphismOracle cannot search a {type(space).__name__}: a child's trial values "
-            f"carry its lineage (morph/* values), which the space refuses ({e}). Search "
-            "a ChainSpace or a NASNetSpace with morphism."
-        ) from None
 
 
 def _check_arguments(

@@ -11,8 +11,10 @@ import keras
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas._io import read_json, write_json
-from kerasnas.oneshot.initial import INIT_KEY, load_candidate
+from kerasnas.architecture import Architecture
+from kerasnas.oneshot.initial import load_candidate
 from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
+from kerasnas.oracles.plan import TrialPlan
 from kerasnas.spaces.base import SearchSpace
 
 INITS = ("scratch", "supernet")
@@ -177,7 +179,7 @@ class OneShotOracle(NasOracle):
 
     def model_for_trial(self, trial: trial_module.Trial, context: TrialContext) -> keras.Model:
         """The space's model, or with `init="supernet"` the candidate exported from it."""
-        path = trial.hyperparameters.values.get(INIT_KEY)
+        path = context.plan.init_weights
         if not path:
             return context.build()
         return context.compile(load_candidate(path, self.space, context))
@@ -284,17 +286,13 @@ class OneShotOracle(NasOracle):
                 "the one-shot ranking is empty: the trial runner's prepare hook trains "
                 "the supernet first (kerasnas.Search or kerasnas.NasTuner)"
             )
-        while self._next < len(self.ranking):
-            entry = self.ranking[self._next]
-            self._next += 1
-            arch = self.space.decode(entry["values"])
-            if not self.is_new(arch):
-                continue
-            values = dict(self.space.encode(arch))
-            if entry.get("init"):
-                values[INIT_KEY] = entry["init"]
-            return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        self._next, entry, arch = self.next_new(self.ranking, self._next, self._decode)
+        if arch is not None:
+            return self.propose(arch, TrialPlan(init_weights=entry.get("init") or None))
         return self.stop(f"all {len(self.ranking)} ranked candidates have been trained")
+
+    def _decode(self, entry: dict[str, Any]) -> Architecture:
+        return self.space.decode(entry["values"])
 
     def get_state(self) -> dict[str, Any]:
         return {

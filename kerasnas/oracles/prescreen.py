@@ -11,6 +11,7 @@ import numpy as np
 
 from kerasnas import proxies
 from kerasnas._io import read_json, write_json
+from kerasnas.architecture import Architecture
 from kerasnas.oracles.base import NasOracle, SearchContext
 from kerasnas.proxies.architectures import first_examples, score_architecture
 from kerasnas.spaces.base import SearchSpace
@@ -79,6 +80,7 @@ class PrescreenOracle(NasOracle):
         self.batch_size = batch_size
         self.ranking: list[dict[str, Any]] = []  # {"values", "score"}, best first
         self._next = 0
+        self._places: dict[str, int] = {}  # network hash -> place in the ranking
 
     def trial_settings(self) -> dict[str, Any]:
         return {**super().trial_settings(), "proxy": self.proxy, "pool_size": self.pool_size}
@@ -134,19 +136,20 @@ class PrescreenOracle(NasOracle):
                 "the prescreen ranking is empty: the trial runner's prepare hook scores the "
                 "pool first (kerasnas.Search or kerasnas.NasTuner)"
             )
-        while self._next < len(self.ranking):
-            arch = self.space.decode(self.ranking[self._next]["values"])
-            self._next += 1
-            if self.is_new(arch):
-                return self.propose(arch)
+        self._next, _, arch = self.next_new(self.ranking, self._next, self._decode)
+        if arch is not None:
+            return self.propose(arch)
         return self.stop(f"all {len(self.ranking)} pre-screened architectures have been tried")
+
+    def _decode(self, entry: dict[str, Any]) -> Architecture:
+        return self.space.decode(entry["values"])
 
     def trial_details(self, trial: Any) -> dict[str, Any]:
         """With the base's details, `{"prescreen": {"rank", "score"}}`: the trial's place in
         the ranking (1 is the best score) and its score."""
-        key = self.network_hash(trial.hyperparameters.values)
-        places = {entry["hash"]: i for i, entry in enumerate(self.ranking)}
-        place = places.get(key)
+        if len(self._places) != len(self.ranking):
+            self._places = {entry["hash"]: i for i, entry in enumerate(self.ranking)}
+        place = self._places.get(self.network_hash(trial))
         found = (
             None if place is None else {"rank": place + 1, "score": self.ranking[place]["score"]}
         )

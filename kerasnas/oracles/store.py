@@ -22,9 +22,13 @@ import time
 from collections.abc import Iterator
 
 import keras_tuner
+from keras_tuner import synchronized
 from keras_tuner.engine import trial as trial_module
 
+from kerasnas import distributed
 from kerasnas._io import CorruptStoreError, read_json, write_json
+from kerasnas.oracles import plan as plan_module
+from kerasnas.oracles.plan import TrialPlan
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +41,16 @@ DERIVED_STATE = {"tried_so_far": [], "id_to_hash": {}}
 
 
 class StoredOracle(keras_tuner.Oracle):
-    """A keras-tuner `Oracle` whose trial store survives crashes and damage."""
+    """A keras-tuner `Oracle` whose trial store survives crashes and damage.
+
+    It also keeps each trial's `TrialPlan` (beside its values, in
+    `trial_<id>/plan.json`) and, in chief/worker mode, the workers' heartbeats:
+    the trial of a worker silent for `trial_timeout` seconds goes to another.
+    """
 
     _draws: int
+    #: Seconds without a heartbeat after which a worker's trial is taken to be lost.
+    trial_timeout: float = 120.0
     #: In `write_back` mode: seconds between writes, and what waits to be written.
     _write_every: float | None = None
     _last_write = 0.0
@@ -54,21 +65,104 @@ class StoredOracle(keras_tuner.Oracle):
     def set_state(self, state: dict) -> None:
         super().set_state({**DERIVED_STATE, **state})
 
-    def start_trial(self, tuner_id: str, values: dict) -> trial_module.Trial:
-        """Starts a trial of `values` for `tuner_id`, as keras-tuner's `create_trial` starts
-        one that `populate_space` proposed (for trials the oracle makes itself)."""
+    @property
+    def plans(self) -> dict[str, TrialPlan]:
+        """The plans of this project's trials that have one, by trial id."""
+        if "_plans" not in self.__dict__:
+            self._plans: dict[str, TrialPlan] = {}
+        return self._plans
+
+    def plan(self, trial_id: str) -> TrialPlan:
+        """A trial's plan (`kerasnas.oracles.plan.NONE` when it has none). On a worker,
+        whose oracle holds no trials, it is read from the trial's folder."""
+        found = self.plans.get(trial_id)
+        if found is None:
+            if getattr(self, "_project_dir", None) is None:  # An oracle with no store.
+                return plan_module.NONE
+            found = plan_module.read(self._get_trial_dir(trial_id))
+            self.plans[trial_id] = found
+        return found
+
+    def next_trial_id(self) -> str:
+        """The id of the next trial (keras-tuner's: its number, zero-padded)."""
+        return f"{{:0{len(str(self.max_trials))}d}}".format(len(self.trials))
+
+    def start_trial(
+        self, tuner_id: str, values: dict, plan: TrialPlan = plan_module.NONE
+    ) -> trial_module.Trial:
+        """Starts a trial of `values` (and `plan`) for `tuner_id`, as keras-tuner's
+        `create_trial` starts one that `populate_space` proposed."""
         hp = self.hyperparameters.copy()
         hp.values = values
-        trial_id = f"{{:0{len(str(self.max_trials))}d}}".format(len(self.trials))
+        trial_id = self.next_trial_id()
         trial = trial_module.Trial(hp, trial_id=trial_id, status=trial_module.TrialStatus.RUNNING)
         self.tuner_ids.add(tuner_id)
         self._record_values(trial)
         self.ongoing_trials[tuner_id] = trial
         self.trials[trial_id] = trial
         self.start_order.append(trial_id)
+        self.plans[trial_id] = plan
+        plan_module.write(self._get_trial_dir(trial_id), plan)  # Before the trial's file.
         self._save_trial(trial)
         self.save()
+        self._display.on_trial_begin(trial)
+        self.heard_from(tuner_id, trial_id)
         return trial
+
+    def finished_trials(self) -> list[trial_module.Trial]:
+        """The completed trials with a score, in the order they finished."""
+        trials = (self.trials[t] for t in self.end_order)
+        return [
+            t
+            for t in trials
+            if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None
+        ]
+
+    # -- Workers' heartbeats (chief/worker mode) ------------------------------------
+    @property
+    def _last_seen(self) -> dict[str, float]:
+        """When each running trial (and each worker, as `tuner:<id>`) was last heard from."""
+        if "_seen" not in self.__dict__:
+            self._seen: dict[str, float] = {}
+        return self._seen
+
+    def heard_from(self, tuner_id: str | None = None, trial_id: str | None = None) -> None:
+        """Notes a sign of life of a worker and of the trial it runs."""
+        now = time.monotonic()
+        if trial_id is not None:
+            self._last_seen[trial_id] = now
+        if tuner_id is not None:
+            self._last_seen[f"tuner:{tuner_id}"] = now
+
+    def requeue_lost_trials(self) -> None:
+        """On the chief, gives the trials of workers silent for `trial_timeout` seconds to
+        others, and stops waiting for workers that died between trials."""
+        if not distributed.is_chief():
+            return
+        now = time.monotonic()
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            seen = self._last_seen.get(trial.trial_id, now)
+            if now - seen > self.trial_timeout:
+                log.warning(
+                    "worker %s sent no heartbeat for %.0fs; trial %s goes to another worker",
+                    tuner_id,
+                    now - seen,
+                    trial.trial_id,
+                )
+                del self.ongoing_trials[tuner_id]
+                self.tuner_ids.discard(tuner_id)
+                self._last_seen.pop(trial.trial_id, None)
+                self._retry_queue.append(trial.trial_id)
+        for tuner_id in list(self.tuner_ids):
+            seen = self._last_seen.get(f"tuner:{tuner_id}", now)
+            if tuner_id not in self.ongoing_trials and now - seen > self.trial_timeout:
+                self.tuner_ids.discard(tuner_id)
+
+    @synchronized
+    def get_trial(self, trial_id: str) -> trial_module.Trial:
+        # Workers call this as a heartbeat while they train a trial.
+        self.heard_from(trial_id=trial_id)
+        return super().get_trial(trial_id)
 
     # -- The trial store: atomic writes, reads that name a corrupt file ---------
     def save(self) -> None:
@@ -90,13 +184,16 @@ class StoredOracle(keras_tuner.Oracle):
         )
 
     @contextlib.contextmanager
-    def write_back(self, seconds: float) -> Iterator[None]:
-        """Within the block, the store is written at most every `seconds`, and at its end.
+    def write_back(self, seconds: float | None = None) -> Iterator[None]:
+        """Within the block, the store is written at most every `seconds` (by default
+        `$KERASNAS_TABLE_WRITE_SECONDS` or 1), and at its end.
 
         The trials' files go first and then the state, as each trial's do
         otherwise, so a search killed within the block resumes from its last
         write (reconciled as after any crash).
         """
+        if seconds is None:
+            seconds = float(os.environ.get("KERASNAS_TABLE_WRITE_SECONDS", 1.0))
         self._write_every, self._unsaved_trials = seconds, {}
         self._last_write = time.monotonic()
         try:
@@ -119,6 +216,9 @@ class StoredOracle(keras_tuner.Oracle):
     def reload(self) -> None:
         for fname in sorted(glob.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))):
             self.trials.update([_read_trial(fname)])
+        self.plans.clear()
+        for trial_id in self.trials:
+            self.plan(trial_id)
         path = self._get_oracle_fname()
         try:
             self.set_state(read_json(path))

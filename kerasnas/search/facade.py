@@ -219,10 +219,9 @@ class Search(SearchResults, FinalModel):
             if recipe is not None:
                 steps = recipe.steps_in(x)
                 x = recipe.augment(x, seed=seed)
+            if recipe is not None:
+                kwargs.update(recipe=recipe, steps_per_epoch=steps)
             with self._writing() as tuner:
-                tuner.recipe = recipe
-                if recipe is not None:
-                    tuner.steps_per_epoch = steps
                 self._run_search(tuner, x, **kwargs)
         return self
 
@@ -288,6 +287,7 @@ class Search(SearchResults, FinalModel):
             jit_compile=self.jit_compile,
             time_budget=self.time_budget,
             reserve=self.reserve,
+            recipe=self.recipe,
         )
         if not resuming and not worker:
             self.project.write({**self._record(), "space": self.space.get_config()})

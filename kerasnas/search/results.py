@@ -26,12 +26,11 @@ class TrialRecord(TypedDict):
     (JSON); `hash` (of the trial's network, as its strategy names it);
     `score` (the objective, None when the trial did not complete); `metrics`
     (best-epoch value by metric name); `params`; `train_time` (seconds);
-    `message` (the error of a failed trial, else None); `morph` (a network-
-    morphism trial's lineage `{"parent", "ops", "inherited"}`, else None);
-    `halving` (with successive halving: `{"rung", "epochs", "parent",
-    "scores"}`, the scores of the trial's line from rung 0; else None);
-    `prescreen` (strategy "prescreen": `{"rank", "score"}`, the trial's place
-    in the zero-cost ranking and its score; else None).
+    `message` (the error of a failed trial, else None); `details` (what its
+    strategy tells of the trial, by kind, e.g. `{"halving": {"rung", "epochs",
+    "parent", "scores"}}` with successive halving, `{"morph": {"parent", "ops",
+    "inherited"}}` for a network grown by morphism, `{"prescreen": {"rank",
+    "score"}}` for a pre-screened architecture; `{}` when it tells nothing).
     """
 
     trial_id: str
@@ -43,9 +42,7 @@ class TrialRecord(TypedDict):
     params: int | None
     train_time: float | None
     message: str | None
-    morph: dict[str, Any] | None
-    halving: dict[str, Any] | None
-    prescreen: dict[str, Any] | None
+    details: dict[str, Any]
 
 
 def trial_record(
@@ -60,18 +57,14 @@ def trial_record(
         "trial_id": trial.trial_id,
         "status": trial.status,
         "architecture": arch.to_json(),
-        "hash": oracle.network_hash(values) if nas else arch.hash(),
+        "hash": oracle.network_hash(trial) if nas else arch.hash(),
         "score": None if trial.score is None else float(trial.score),
         "metrics": {k: v for k, v in metrics.items() if k not in (PARAMS, TRAIN_TIME, INHERITED)},
         "params": None if metrics.get(PARAMS) is None else int(metrics[PARAMS]),
         "train_time": metrics.get(TRAIN_TIME),
         "message": trial.message,
-        "morph": None,
-        "halving": None,
-        "prescreen": None,
+        "details": oracle.trial_details(trial) if nas else {},
     }
-    if nas:
-        record.update(oracle.trial_details(trial))  # type: ignore[typeddict-item]
     return record
 
 
@@ -150,11 +143,12 @@ class SearchResults:
         Each record has `trial_id`, `status` (keras-tuner's status name),
         `architecture` (JSON), `hash`, `score` (the objective), `metrics`
         (best-epoch value by metric name), `params`, `train_time` (seconds),
-        `message` (the error of a failed trial, else None) and `morph`. For
-        network-morphism trials `architecture` is the root architecture and
-        `morph` the lineage: `{"parent": trial id, "ops": [op strings from the
-        root], "inherited": whether training started from the parent's
-        weights}` (`hash` covers the ops); else `morph` is None.
+        `message` (the error of a failed trial, else None) and `details`
+        (what the strategy tells of the trial, see `TrialRecord`). For a
+        network grown by morphism `architecture` is the root architecture and
+        `details["morph"]` the lineage: `{"parent": trial id, "ops": [op
+        strings from the root], "inherited": whether training started from the
+        parent's weights}` (`hash` covers the ops).
         """
         self._ensure_loaded()
         trials = self.oracle.trials
