@@ -8,7 +8,7 @@ trial's model is still alive then). The last line is `rss_growth=<fraction>`:
 the growth from the third trial to the last (target: at most 0.10).
 
 `--keep-graphs` turns off the tuner's release of each finished trial's traced
-graphs (`NasTuner._release_trial_graphs`, see `kerasnas/_memory.py`), to
+graphs (`kerasnas.training.evaluators.release_graphs`, see `kerasnas/_memory.py`), to
 measure the leak it prevents.
 """
 
@@ -22,7 +22,7 @@ import keras  # noqa: E402
 import psutil  # noqa: E402
 
 import kerasnas as kn  # noqa: E402
-from kerasnas.training import NasTuner  # noqa: E402
+from kerasnas.training import evaluators  # noqa: E402
 
 
 class RecordRSS(keras.callbacks.Callback):
@@ -46,7 +46,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.keep_graphs:
-        NasTuner._release_trial_graphs = lambda self: None
+        evaluators.release_graphs = lambda before: None
     (x, y), (xv, yv), _ = kn.data.load("digits")
     space = kn.spaces.NASNetSpace(num_blocks=3, num_cells=1, num_reductions=1, filters=16)
     with tempfile.TemporaryDirectory() as tmp:

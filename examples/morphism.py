@@ -63,13 +63,13 @@ search.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=1 if QUICK e
 # %% [markdown]
 # ## The family tree
 #
-# A child's trial values are its root architecture's decisions plus its lineage: the parent
-# trial and the op strings applied to the root's model. `results()` shows them, and whether
-# the child really started from its parent's weights (`inherited`).
+# A child's trial values are its root architecture's decisions; its plan holds its lineage:
+# the parent trial and the op strings applied to the root's model. `results()` shows them
+# (`details["morph"]`), and whether the child really started from its parent's weights.
 
 # %%
 for record in search.results():
-    morph = record["morph"]
+    morph = record["details"].get("morph")
     if morph is None:
         print(f"trial {record['trial_id']}: root, val_accuracy={record['score']:.4f}")
     else:

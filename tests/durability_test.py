@@ -12,6 +12,7 @@ import pytest
 
 import kerasnas as kn
 from kerasnas import _io, distributed
+from kerasnas.oracles import plan as plan_module
 
 # A search script. Its trials are small (one block, no separable convolutions, 128
 # examples) and run eagerly: what is tested is the processes, not the training. Two
@@ -232,21 +233,21 @@ def test_chief_and_two_workers_finish_4_trials(tmp_path, script, strategy):
     assert all("[kerasnas] trial" in logs[name] for name in ("worker0.log", "worker1.log"))
     numbers = sorted(int(line.split()[2].split("/")[0]) for line in lines)
     assert numbers == list(range(1, 5))
+    plans = {t: plan_module.read(str(tmp_path / "parallel" / f"trial_{t}")) for t in trials}
     if strategy != "morphism":  # The best of the first two went on from its checkpoint.
-        promoted = [v for _, v in trials.values() if v.get("halving/parent")]
-        assert len(promoted) == 1 and promoted[0]["halving/rung"] == 1
+        promoted = [p.promotion for p in plans.values() if p.promotion]
+        assert len(promoted) == 1 and promoted[0].rung == 1
         assert " rung=2/2 epochs=2 " in logs["worker0.log"] + logs["worker1.log"]
-        (trial_id,) = [t for t, (_, v) in trials.items() if v.get("halving/parent")]
+        (trial_id,) = [t for t, p in plans.items() if p.promotion]
         with open(tmp_path / "parallel" / f"trial_{trial_id}" / "trial.json") as f:
             inherited = json.load(f)["metrics"]["metrics"]["inherited"]["observations"]
         assert inherited[0]["value"] == [1.0]  # It loaded its parent's checkpoint.
     else:  # Children of finished trials inherited their weights.
-        children = [v for _, v in trials.values() if v["morph/parent"]]
+        children = [t for t, p in plans.items() if p.lineage and p.lineage.parent]
         assert children
-        for trial_id, (_, values) in trials.items():
-            if values["morph/parent"]:
-                with open(tmp_path / "parallel" / f"trial_{trial_id}" / "morph.json") as f:
-                    assert json.load(f)["inherited"] is True
+        for trial_id in children:
+            with open(tmp_path / "parallel" / f"trial_{trial_id}" / "morph.json") as f:
+                assert json.load(f)["inherited"] is True
 
 
 def test_a_killed_workers_trial_is_retried_elsewhere(tmp_path, script):

@@ -9,7 +9,7 @@ from tensorflow.python.framework.func_graph import FuncGraph
 
 import kerasnas as kn
 from kerasnas import _memory
-from kerasnas.training import runner as runner_module
+from kerasnas.training import evaluators
 from tests import tiny
 
 
@@ -53,7 +53,7 @@ def test_trained_models_and_their_graphs_are_freed_after_their_trials(tmp_path):
 
 def test_without_the_release_tensorflow_keeps_the_training_graphs(tmp_path, monkeypatch):
     # The leak the release prevents: gradient-registry entries hold the trials' graphs.
-    monkeypatch.setattr(runner_module, "release_trial_graphs", lambda runner: None)
+    monkeypatch.setattr(evaluators, "release_graphs", lambda before: None)
     before = _memory.custom_gradient_names()
     try:
         _, graphs = _search(tmp_path, max_trials=1)  # One trial shows the leak.

@@ -242,7 +242,6 @@ def test_inheriting_children_train_at_a_scaled_learning_rate(tmp_path):
     assert _RecordRate.rates[:2] == pytest.approx([0.01, 0.01])  # The roots' own rate.
     grandchildren = 0
     for trial_id in ("2", "3"):
-        child = search.oracle.trials[trial_id]
         found = search.oracle.plan(trial_id).lineage
         assert found.lr_scale == 0.25
         grandchildren += found.parent not in ("0", "1")

@@ -27,7 +27,7 @@ def test_prescreen_trains_the_best_scored_of_its_pool_and_keeps_its_ranking(tmp_
     assert scores == sorted(scores, reverse=True)
     records = search.results()
     assert [r["hash"] for r in records] == [e["hash"] for e in ranking[:2]]  # Best first.
-    assert [r["prescreen"]["rank"] for r in records] == [1, 2]
+    assert [r["details"]["prescreen"]["rank"] for r in records] == [1, 2]
     # A resumed search goes on down the ranking without scoring again.
     mtime = os.path.getmtime(tmp_path / "p" / "prescreen.json")
     resumed = run(3)
