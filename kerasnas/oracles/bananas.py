@@ -193,12 +193,7 @@ class BananasOracle(NasOracle):
 
     def finished(self) -> list[trial_module.Trial]:
         """The completed trials with a score, in trial order."""
-        trials = [self.trials[t] for t in self.start_order if t in self.trials]
-        return [
-            t
-            for t in trials
-            if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None
-        ]
+        return self.finished_trials(by_start=True)
 
     def select(self, finished: list[trial_module.Trial], rng: np.random.Generator) -> list:
         """Fits the ensemble on `finished` and returns the `k` best candidates to try."""

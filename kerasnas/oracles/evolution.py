@@ -60,13 +60,7 @@ class EvolutionOracle(NasOracle):
 
     def population(self) -> list[trial_module.Trial]:
         """The most recently finished completed trials, oldest first."""
-        finished = [
-            self.trials[t]
-            for t in self.end_order
-            if self.trials[t].status == trial_module.TrialStatus.COMPLETED
-            and self.trials[t].score is not None
-        ]
-        return finished[-self.population_size :]
+        return self.finished_trials()[-self.population_size :]
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         rng = self.rng()

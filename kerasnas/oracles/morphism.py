@@ -145,7 +145,7 @@ class MorphismOracle(NasOracle):
     # -- Proposals ------------------------------------------------------------
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         rng = self.rng()
-        trained = self.trained()
+        trained = self.finished_trials()
         if len(self.start_order) < self.initial_trials or not trained:
             return self._propose_root(rng)
         self._over_limits = 0
@@ -171,10 +171,6 @@ class MorphismOracle(NasOracle):
             lr_scale=self.learning_rate_scale,
         )
         return self.propose(self.architecture_of_root(parent), TrialPlan(lineage=grown))
-
-    def trained(self) -> list[trial_module.Trial]:
-        """The completed trials with a score, in the order they finished."""
-        return self.finished_trials()
 
     def _ops(self, trial: trial_module.Trial) -> tuple[str, ...]:
         """The morphism ops a trial's network applies to its root ((): a root)."""

@@ -109,14 +109,13 @@ class StoredOracle(keras_tuner.Oracle):
         self.heard_from(tuner_id, trial_id)
         return trial
 
-    def finished_trials(self) -> list[trial_module.Trial]:
-        """The completed trials with a score, in the order they finished."""
-        trials = (self.trials[t] for t in self.end_order)
-        return [
-            t
-            for t in trials
-            if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None
-        ]
+    def finished_trials(self, by_start: bool = False) -> list[trial_module.Trial]:
+        """The completed trials with a score, in the order they finished (`by_start`:
+        in the order they started)."""
+        order = self.start_order if by_start else self.end_order
+        trials = (self.trials[t] for t in order if t in self.trials)
+        completed = trial_module.TrialStatus.COMPLETED
+        return [t for t in trials if t.status == completed and t.score is not None]
 
     # -- Workers' heartbeats (chief/worker mode) ------------------------------------
     @property
