@@ -17,8 +17,8 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Scalar
+from kerasnas.errors import CorruptStoreError
 from kerasnas.oracles.base import NasOracle
 from kerasnas.policy import LSTMPolicy
 from kerasnas.spaces.base import NEIGHBOUR_LIMIT, SearchSpace
