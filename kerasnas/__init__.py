@@ -18,7 +18,7 @@ from kerasnas.errors import CorruptStoreError, OutOfSpaceError, ProjectInUseErro
 from kerasnas.oracles.halving import Halving
 from kerasnas.recipe import Recipe
 from kerasnas.search import Search
-from kerasnas.tuner import NasTuner
+from kerasnas.training.runner import NasTuner
 
 __version__ = "0.1.0"
 
