@@ -5,7 +5,6 @@ import pytest
 from keras_tuner.engine import trial as trial_module
 
 import kerasnas as kn
-from kerasnas.oracles.controller import Controller
 from kerasnas.policy import LSTMPolicy
 
 SPACE = kn.spaces.MacroSpace(stages=(2, 2, 2))  # 729 architectures
@@ -197,7 +196,6 @@ def test_arguments_are_checked():
 def test_the_policy_learns_on_its_own_and_restores_its_state():
     """LSTMPolicy without an oracle (as one-shot ENAS uses it)."""
     policy = LSTMPolicy(SPACE.decisions, seed=0, batch_size=5)
-    assert Controller is LSTMPolicy  # The former name still imports.
     rng = np.random.default_rng(0)
     best = np.array([policy.choice_indices(TARGET)])
     start = float(np.exp(policy.log_prob(best)[0][0]))

@@ -25,9 +25,6 @@ from kerasnas.spaces.base import NEIGHBOUR_LIMIT, SearchSpace
 
 WEIGHTS_FILE = "controller.npz"
 
-#: The LSTM policy's former name, kept for imports of `kerasnas.oracles.controller.Controller`.
-Controller = LSTMPolicy
-
 
 def _policy_attribute(name: str, doc: str) -> property:
     """An oracle attribute that reads and writes the policy's attribute `name`."""
