@@ -9,7 +9,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 import kerasnas as kn
 from kerasnas.morph import descriptor, lineage
