@@ -5,6 +5,7 @@ from kerasnas import (
     benchmarks,
     data,
     distributed,
+    errors,
     morph,
     objectives,
     oneshot,
@@ -12,13 +13,12 @@ from kerasnas import (
     proxies,
     spaces,
 )
-from kerasnas._io import CorruptStoreError
-from kerasnas.architecture import Architecture, Cell, OutOfSpaceError
+from kerasnas.architecture import Architecture, Cell
+from kerasnas.errors import CorruptStoreError, OutOfSpaceError, ProjectInUseError
 from kerasnas.oracles.halving import Halving
 from kerasnas.recipe import Recipe
 from kerasnas.search import Search
-from kerasnas.search.project import ProjectInUseError
-from kerasnas.tuner import NasTuner
+from kerasnas.training.runner import NasTuner
 
 __version__ = "0.1.0"
 
@@ -35,6 +35,7 @@ __all__ = [
     "benchmarks",
     "data",
     "distributed",
+    "errors",
     "morph",
     "objectives",
     "oneshot",

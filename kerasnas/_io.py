@@ -7,6 +7,10 @@ import os
 import threading
 from typing import Any
 
+from kerasnas.errors import CorruptStoreError
+
+__all__ = ["CorruptStoreError", "read_json", "write_json"]
+
 
 def write_json(path: str, obj: Any, indent: int | None = None) -> None:
     """Writes JSON through a temporary file and a rename, so no half file is left.
@@ -38,7 +42,3 @@ def read_json(path: str) -> Any:
             "delete it (for a trial.json: the whole trial_* folder) to drop what it held, or "
             "pass overwrite=True to start the project afresh."
         ) from e
-
-
-class CorruptStoreError(ValueError):
-    """A file of the trial store that cannot be read back."""

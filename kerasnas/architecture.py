@@ -24,12 +24,9 @@ from typing import Any
 
 from kerasnas import _plot
 from kerasnas._plot import INPUT_PREFIX, OUTPUT
+from kerasnas.errors import OutOfSpaceError  # noqa: F401 - also importable from here.
 
 Scalar = bool | int | float | str
-
-
-class OutOfSpaceError(ValueError):
-    """An architecture, or a set of decision values, that a space cannot hold."""
 
 
 def graph_hash(matrix: Sequence[Sequence[int]], labels: Sequence[Any]) -> str:

@@ -7,6 +7,8 @@ one-shot ENAS (`kerasnas.oneshot.enas`). This module imports neither.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,95 @@ if TYPE_CHECKING:
 ALGORITHMS = ("reinforce", "ppo")
 
 
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+    """The LSTM policy's settings: its network and how it learns.
+
+    `LSTMPolicy` and `kerasnas.oracles.ControllerOracle` take a `PolicyConfig`
+    (`policy=`) and each of its fields as a keyword argument too
+    (`ControllerOracle(space, batch_size=10)`); the defaults are declared here only.
+
+    Args:
+        units: LSTM units. Defaults to 64.
+        temperature: Optional logit temperature.
+        tanh_constant: Optional tanh logit clipping constant (ENAS uses 1.5-2.5).
+        algorithm: `"reinforce"` or `"ppo"`. Defaults to `"reinforce"`.
+        batch_size: Rewards per update. Defaults to 5.
+        learning_rate: Adam learning rate. Defaults to 0.01 divided by the
+            epochs per batch (1 for REINFORCE, `ppo_epochs` for PPO).
+        baseline_decay: Decay of the moving-average baseline (and of the
+            reward scale), in [0, 1). Defaults to 0.9.
+        normalize_advantage: Whether advantages are divided by the moving
+            root-mean-square deviation of the rewards from the baseline, so
+            that learning does not depend on the rewards' scale (accuracies
+            a few thousandths apart teach as much as losses far apart, and
+            the entropy bonus keeps its weight). Defaults to True.
+        entropy_weight: Weight of the entropy bonus. Defaults to 1e-3.
+        grad_clip: Global gradient-norm clipping. Defaults to 5.
+        ppo_epochs: PPO epochs over each batch. Defaults to 4.
+        ppo_clip: PPO clipping epsilon. Defaults to 0.2.
+        memory_weight: Weight of the controller-memory loss; 0 (default) turns it off.
+        memory_size: Architectures kept for the memory loss. Defaults to 200.
+    """
+
+    units: int = 64
+    temperature: float | None = None
+    tanh_constant: float | None = None
+    algorithm: str = "reinforce"
+    batch_size: int = 5
+    learning_rate: float | None = None
+    baseline_decay: float = 0.9
+    normalize_advantage: bool = True
+    entropy_weight: float = 1e-3
+    grad_clip: float = 5.0
+    ppo_epochs: int = 4
+    ppo_clip: float = 0.2
+    memory_weight: float = 0.0
+    memory_size: int = 200
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"algorithm must be 'reinforce' or 'ppo'. Received: algorithm={self.algorithm!r}."
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: {self.batch_size}.")
+        if not 0.0 <= self.baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must lie in [0, 1). Received: {self.baseline_decay}.")
+
+    @classmethod
+    def take(cls, config: PolicyConfig | None, keywords: dict[str, Any]) -> PolicyConfig:
+        """`config` (None: the defaults) with the fields that `keywords` names set.
+
+        Those fields are removed from `keywords`; the other keywords stay.
+
+        Args:
+            config: The settings to start from, or None for the defaults.
+            keywords: Keyword arguments, some of which may be fields.
+        """
+        fields = [f.name for f in dataclasses.fields(cls) if f.name in keywords]
+        return dataclasses.replace(config or cls(), **{f: keywords.pop(f) for f in fields})
+
+
+def takes_policy_settings(init: Callable) -> Callable:
+    """Shows `PolicyConfig`'s fields, with their defaults, in `init`'s signature.
+
+    For a constructor that takes them through `**kwargs` (with
+    `PolicyConfig.take`): `help()`, `inspect.signature` and the command line's
+    defaults then see them as keyword arguments.
+    """
+    signature = inspect.signature(init)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    settings = [
+        inspect.Parameter(f.name, keyword, default=f.default, annotation=f.type)
+        for f in dataclasses.fields(PolicyConfig)
+    ]
+    rest = [p for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    head = [p for p in signature.parameters.values() if p not in rest]
+    init.__signature__ = signature.replace(parameters=[*head, *settings, *rest])
+    return init
+
+
 class PolicyNetwork:
     """An autoregressive LSTM that emits one softmax per decision of a space.
 
@@ -33,9 +124,8 @@ class PolicyNetwork:
 
     Args:
         decisions: The space's decisions, in order.
-        units: LSTM units. Defaults to 64.
-        temperature: Optional logit temperature.
-        tanh_constant: Optional tanh logit clipping constant (ENAS uses 1.5-2.5).
+        config: The settings (`units`, `temperature`, `tanh_constant` are the
+            network's); None: the defaults.
         memory: Whether to add the reconstruction heads of the controller
             memory loss (one dense head per decision on the final hidden state).
         seed: Seed of the weight initialisation.
@@ -44,17 +134,16 @@ class PolicyNetwork:
     def __init__(
         self,
         decisions: Sequence[Decision],
-        units: int = 64,
-        temperature: float | None = None,
-        tanh_constant: float | None = None,
+        config: PolicyConfig | None = None,
         memory: bool = False,
         seed: int = 0,
     ):
+        config = config or PolicyConfig()
         self.decisions = tuple(decisions)
         self.sizes = [len(d.choices) for d in self.decisions]
-        self.units = units
-        self.temperature = temperature
-        self.tanh_constant = tanh_constant
+        units = self.units = config.units
+        self.temperature = config.temperature
+        self.tanh_constant = config.tanh_constant
         init = keras.initializers.RandomUniform(-0.1, 0.1, seed=seed)
         self.cell = keras.layers.LSTMCell(
             units, kernel_initializer=init, recurrent_initializer=init, dtype="float32"
@@ -223,102 +312,54 @@ class LSTMPolicy(PolicyNetwork):
 
     Args:
         decisions: As `PolicyNetwork`'s.
-        units: As `PolicyNetwork`'s.
-        temperature: As `PolicyNetwork`'s.
-        tanh_constant: As `PolicyNetwork`'s.
+        policy: The settings (a `PolicyConfig`); None: the defaults.
         memory: Whether to add the reconstruction heads of the memory loss
             even when `memory_weight` is 0 (they are added when it is > 0).
         seed: Seed of the weight initialisation (and of the default `replay_rng`).
-        algorithm: `"reinforce"` or `"ppo"`. Defaults to `"reinforce"`.
-        batch_size: Rewards per update. Defaults to 5.
-        learning_rate: Adam learning rate. Defaults to 0.01 divided by the
-            epochs per batch (1 for REINFORCE, `ppo_epochs` for PPO).
-        baseline_decay: Decay of the moving-average baseline (and of the
-            reward scale). Defaults to 0.9.
-        normalize_advantage: Whether advantages are divided by the moving
-            root-mean-square deviation of the rewards from the baseline, so
-            that learning does not depend on the rewards' scale (accuracies
-            a few thousandths apart teach as much as losses far apart, and
-            the entropy bonus keeps its weight). Defaults to True.
-        entropy_weight: Weight of the entropy bonus. Defaults to 1e-3.
-        grad_clip: Global gradient-norm clipping. Defaults to 5.
-        ppo_epochs: PPO epochs over each batch. Defaults to 4.
-        ppo_clip: PPO clipping epsilon. Defaults to 0.2.
-        memory_weight: Weight of the memory loss; 0 (default) turns it off.
-        memory_size: Architectures kept for the memory loss. Defaults to 200.
         replay_rng: Called for a generator when an update replays memory
             (e.g. an oracle's `rng`, so that a resumed search replays the
             same); by default one generator seeded by `seed`.
+        **settings: Fields of `PolicyConfig` (`algorithm`, `batch_size`, ...),
+            which replace those of `policy`.
+
+    Each setting is also an attribute of the policy (`policy.batch_size`);
+    `learning_rate` is the one used (its default worked out).
     """
 
+    @takes_policy_settings
     def __init__(
         self,
         decisions: Sequence[Decision],
-        units: int = 64,
-        temperature: float | None = None,
-        tanh_constant: float | None = None,
+        policy: PolicyConfig | None = None,
+        *,
         memory: bool = False,
         seed: int = 0,
-        *,
-        algorithm: str = "reinforce",
-        batch_size: int = 5,
-        learning_rate: float | None = None,
-        baseline_decay: float = 0.9,
-        normalize_advantage: bool = True,
-        entropy_weight: float = 1e-3,
-        grad_clip: float = 5.0,
-        ppo_epochs: int = 4,
-        ppo_clip: float = 0.2,
-        memory_weight: float = 0.0,
-        memory_size: int = 200,
         replay_rng: Callable[[], np.random.Generator] | None = None,
+        **settings: Any,
     ):
-        self.check_arguments(algorithm, batch_size, baseline_decay)
-        super().__init__(
-            decisions, units, temperature, tanh_constant, bool(memory) or memory_weight > 0, seed
-        )
-        self.algorithm = algorithm
-        self.batch_size = batch_size
-        if learning_rate is None:
-            learning_rate = 0.01 / (ppo_epochs if algorithm == "ppo" else 1)
-        self.learning_rate = learning_rate
-        self.baseline_decay = baseline_decay
-        self.normalize_advantage = bool(normalize_advantage)
-        self.entropy_weight = entropy_weight
-        self.grad_clip = grad_clip
-        self.ppo_epochs = ppo_epochs
-        self.ppo_clip = ppo_clip
-        self.memory_weight = memory_weight
-        self.memory_size = memory_size
+        config = PolicyConfig.take(policy, settings)
+        if settings:
+            raise TypeError(
+                f"LSTMPolicy got unexpected keyword arguments {sorted(settings)}; it takes "
+                f"the fields of PolicyConfig: {[f.name for f in dataclasses.fields(config)]}."
+            )
+        super().__init__(decisions, config, bool(memory) or config.memory_weight > 0, seed)
+        for field in dataclasses.fields(config):  # The settings, as attributes.
+            setattr(self, field.name, getattr(config, field.name))
+        if config.learning_rate is None:
+            self.learning_rate = 0.01 / (config.ppo_epochs if config.algorithm == "ppo" else 1)
+        self.normalize_advantage = bool(config.normalize_advantage)
         if replay_rng is None:
             generator = np.random.default_rng(seed)
             replay_rng = lambda: generator  # noqa: E731 - one stream for every replay.
         self.replay_rng = replay_rng
-        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.optimizer = keras.optimizers.Adam(self.learning_rate)
         self.optimizer.build(self.trainable_variables)
         self.baseline: float | None = None
         self.reward_scale: float | None = None  # Moving RMS deviation from the baseline.
         self.buffer: list[dict] = []  # rewarded samples waiting for an update
         self.memory: list[list[int]] = []  # replay buffer of observed choices
         self.updates = 0
-
-    @staticmethod
-    def check_arguments(algorithm: str, batch_size: int, baseline_decay: float) -> None:
-        """Raises ValueError for a bad `algorithm`, `batch_size` or `baseline_decay`.
-
-        Args:
-            algorithm: Must be one of `ALGORITHMS`.
-            batch_size: Must be >= 1.
-            baseline_decay: Must lie in [0, 1).
-        """
-        if algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"algorithm must be 'reinforce' or 'ppo'. Received: algorithm={algorithm!r}."
-            )
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1. Received: {batch_size}.")
-        if not 0.0 <= baseline_decay < 1.0:
-            raise ValueError(f"baseline_decay must lie in [0, 1). Received: {baseline_decay}.")
 
     # -- Learning ------------------------------------------------------------------
     def observe(self, choices: Sequence[int], logp: float, reward: float) -> bool:

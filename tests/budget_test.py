@@ -5,7 +5,7 @@ import time
 import pytest
 
 import kerasnas as kn
-from kerasnas.tuner import budget_stop_reason
+from kerasnas.training.budget import budget_stop_reason
 from tests import tiny
 
 

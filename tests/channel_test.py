@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import kerasnas as kn
+from kerasnas.benchmarks.tabular import channel_table_path
 from kerasnas.spaces.channel import CHANNEL_MAX
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
-TABLES = {block: kn.benchmarks.channel_table_path(block, ROOT) for block in CHANNEL_MAX}
+TABLES = {block: channel_table_path(block, ROOT) for block in CHANNEL_MAX}
 # The README's figures: best mean (percent) and its key, worst, mean of all.
 README = {
     "resnet": ("4344424", 93.893, 91.573, 93.103),
@@ -128,7 +129,7 @@ def test_loader_arguments_and_paths(tmp_path, monkeypatch):
     (tmp_path / "channel-bench-macro_mobilenet_cifar10.json").write_text("{}")
     monkeypatch.setenv("KERASNAS_SHARED_DATA", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    assert kn.benchmarks.channel_table_path("mobilenet") == str(
+    assert channel_table_path("mobilenet") == str(
         tmp_path / "channel-bench-macro_mobilenet_cifar10.json"
     )
     found = kn.benchmarks.shared_table_paths(tmp_path)

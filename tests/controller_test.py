@@ -5,8 +5,7 @@ import pytest
 from keras_tuner.engine import trial as trial_module
 
 import kerasnas as kn
-from kerasnas.oracles.controller import Controller
-from kerasnas.policy import LSTMPolicy
+from kerasnas.policy import LSTMPolicy, PolicyConfig
 
 SPACE = kn.spaces.MacroSpace(stages=(2, 2, 2))  # 729 architectures
 BEST = SPACE.from_key("201201")
@@ -192,12 +191,34 @@ def test_arguments_are_checked():
     with pytest.raises(ValueError, match="resource_target"):
         kn.oracles.ControllerOracle(SPACE, resource="params")
     assert "controller" in kn.oracles.STRATEGIES
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['lr'\\]"):
+        LSTMPolicy(SPACE.decisions, lr=0.1)
+
+
+def test_the_policy_settings_are_declared_once():
+    """PolicyConfig's fields are the policy's settings, by keyword or as `policy=`."""
+    import dataclasses
+    import inspect
+
+    from kerasnas.cli.registry import constructor_default
+
+    defaults = {f.name: f.default for f in dataclasses.fields(PolicyConfig)}
+    for cls in (LSTMPolicy, kn.oracles.ControllerOracle):
+        shown = inspect.signature(cls).parameters
+        assert {name: shown[name].default for name in defaults} == defaults, cls
+    assert constructor_default(kn.oracles.ControllerOracle, "batch_size") == 5  # --help's default.
+    oracle = kn.oracles.ControllerOracle(
+        SPACE, policy=PolicyConfig(batch_size=3, units=16), batch_size=4, max_trials=2
+    )
+    assert (oracle.batch_size, oracle.units, oracle.controller.units) == (4, 16, 16)
+    assert oracle.learning_rate == 0.01  # The default worked out: REINFORCE, one epoch a batch.
+    oracle.entropy_weight = 0.5
+    assert oracle.controller.entropy_weight == 0.5
 
 
 def test_the_policy_learns_on_its_own_and_restores_its_state():
     """LSTMPolicy without an oracle (as one-shot ENAS uses it)."""
     policy = LSTMPolicy(SPACE.decisions, seed=0, batch_size=5)
-    assert Controller is LSTMPolicy  # The former name still imports.
     rng = np.random.default_rng(0)
     best = np.array([policy.choice_indices(TARGET)])
     start = float(np.exp(policy.log_prob(best)[0][0]))

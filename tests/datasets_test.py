@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from kerasnas import data
+from kerasnas.errors import NotDownloadedError
 
 IDX_TYPES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C, "float32": 0x0D}
 IDX_TYPES["float64"] = 0x0E
@@ -260,7 +261,7 @@ def test_tfds_errors(tmp_path):
         with pytest.raises(ValueError, match="not an image classification dataset.*'text'"):
             data.load("tfds:imdb_reviews")
     # Offline and not prepared: a clear error instead of tfds's assertion.
-    with pytest.raises(ValueError, match="tfds:mnist is not downloaded.*download=True"):
+    with pytest.raises(NotDownloadedError, match="tfds:mnist is not downloaded.*download=True"):
         data.load("tfds:mnist", data_dir=tmp_path, download=False)
 
 

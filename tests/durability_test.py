@@ -12,7 +12,7 @@ import pytest
 
 import kerasnas as kn
 from kerasnas import _io, distributed
-from kerasnas.oracles import plan as plan_module
+from kerasnas import plan as plan_module
 
 # A search script. Its trials are small (one block, no separable convolutions, 128
 # examples) and run eagerly: what is tested is the processes, not the training. Two

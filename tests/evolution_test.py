@@ -1,7 +1,7 @@
 """Tests of regularized evolution."""
 
 import pytest
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 import kerasnas as kn
 

@@ -18,7 +18,8 @@ import keras_tuner
 import pytest
 
 import kerasnas as kn
-from kerasnas.search.project import LOCK, ProjectInUseError
+from kerasnas.errors import ProjectInUseError
+from kerasnas.search.project import LOCK
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TABLE = kn.benchmarks.macro_table_path(str(ROOT))

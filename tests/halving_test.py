@@ -6,9 +6,8 @@ import pytest
 from keras_tuner.engine import trial as trial_module
 
 import kerasnas as kn
-from kerasnas._io import CorruptStoreError
-from kerasnas.oracles import plan as plan_module
-from kerasnas.oracles.plan import Promotion, TrialPlan
+from kerasnas import plan as plan_module
+from kerasnas.plan import Promotion, TrialPlan
 from kerasnas.training.runner import TrialBuild
 from tests import tiny
 
@@ -88,7 +87,7 @@ def test_a_plan_round_trips_through_its_file(tmp_path):
     assert plan_module.read(str(tmp_path)) == plan
     assert plan_module.read(str(tmp_path / "none")) == plan_module.NONE
     (tmp_path / plan_module.FILE).write_text('{"promotion": {"parent": 1}}')
-    with pytest.raises(CorruptStoreError, match="plan.json"):
+    with pytest.raises(kn.errors.CorruptStoreError, match="plan.json"):
         plan_module.read(str(tmp_path))
 
 

@@ -317,7 +317,7 @@ def test_bad_ops_are_refused_with_the_reason(op, message):
     with pytest.raises(ValueError, match=f"Cannot apply '{op}'") as info:
         morph.apply(parent, ["deepen:conv_2", op])
     assert message in str(info.value)
-    assert isinstance(info.value, morph.MorphError)
+    assert isinstance(info.value, kn.errors.MorphError)
 
 
 def test_only_strings_and_functional_models():

@@ -9,12 +9,12 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 import kerasnas as kn
 from kerasnas.morph import descriptor, lineage
 from kerasnas.morph import graph as graph_module
-from kerasnas.tuner import _scaled_learning_rate
+from kerasnas.morph.inherit import scaled_learning_rate
 from tests import tiny
 
 # Outputs of every trial's model at the start of its training, by trial number.
@@ -250,6 +250,6 @@ def test_inheriting_children_train_at_a_scaled_learning_rate(tmp_path):
         assert _RecordRate.rates[int(trial_id)] == pytest.approx(0.01 * 0.25)
     assert grandchildren
     schedule = keras.optimizers.schedules.CosineDecay(0.1, 100, warmup_target=0.2, warmup_steps=5)
-    scaled = _scaled_learning_rate(keras.optimizers.SGD(schedule), 0.5)["config"]["learning_rate"]
+    scaled = scaled_learning_rate(keras.optimizers.SGD(schedule), 0.5)["config"]["learning_rate"]
     assert scaled["config"]["initial_learning_rate"] == pytest.approx(0.05)
     assert scaled["config"]["warmup_target"] == pytest.approx(0.1)

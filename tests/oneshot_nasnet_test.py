@@ -8,7 +8,8 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 import kerasnas as kn
-from kerasnas.oneshot import NASNetSupernet, OneShotTrainer, single_path
+from kerasnas.oneshot.nasnet import NASNetSupernet
+from kerasnas.oneshot.train import OneShotTrainer, single_path
 from tests import tiny
 
 SHAPE = dict(num_classes=10, input_shape=(8, 8, 1))

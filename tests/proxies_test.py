@@ -10,9 +10,10 @@ import tensorflow as tf
 from keras import layers
 
 import kerasnas as kn
+from kerasnas.proxies.measures import JACOB_COV_K
 from tests import tiny
 
-K = kn.proxies.JACOB_COV_K
+K = JACOB_COV_K
 
 
 def digits(n=64):

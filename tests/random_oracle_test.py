@@ -2,7 +2,7 @@
 
 import keras_tuner
 import pytest
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 import kerasnas as kn
 from tests import tiny

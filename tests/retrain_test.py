@@ -56,7 +56,7 @@ def test_retrain_refuses_bad_input(search):
 
 
 def test_epochs_within_a_time_budget():
-    from kerasnas.search import epochs_within
+    from kerasnas.training import epochs_within
 
     # 100 steps of 0.1 s (plus 10 % margin) per epoch; the first step's 5 s once.
     assert epochs_within(100.0, 0.1, 100, 5.0) == 8
@@ -65,7 +65,7 @@ def test_epochs_within_a_time_budget():
 
 
 def test_step_seconds_are_measured_on_a_few_steps():
-    from kerasnas.search import measure_step_seconds
+    from kerasnas.training import measure_step_seconds
 
     (x, y), _ = tiny.digits(64, 10)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
@@ -101,7 +101,7 @@ class _FakeClock(keras.callbacks.Callback):
 
 
 def _fit_within(planned: int, budget: float, capsys):
-    from kerasnas.search import fit_within
+    from kerasnas.training import fit_within
 
     (x, y), _ = tiny.digits(64, 10)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),

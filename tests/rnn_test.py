@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kerasnas as kn
-from kerasnas.architecture import OutOfSpaceError
+from kerasnas.errors import OutOfSpaceError
 from kerasnas.spaces.rnn import ENASCell, loose_ends
 from kerasnas.training import inputs as inputs_module
 from tests import tiny

@@ -115,13 +115,13 @@ def test_from_csv_and_missing_architectures(tmp_path):
         "val_accuracy": 0.5,
         "test_accuracy": 0.6,
     }
-    with pytest.raises(kn.benchmarks.NotInTableError, match="'222' is not in"):
+    with pytest.raises(kn.errors.NotInTableError, match="'222' is not in"):
         bench.lookup(space.from_key("222"))
     # In a search, a missing architecture ends the search with that error.
     search = kn.Search(
         space, max_trials=27, seed=0, evaluator=bench, directory=str(tmp_path), verbose=0
     )
-    with pytest.raises(kn.benchmarks.NotInTableError, match="is not in"):
+    with pytest.raises(kn.errors.NotInTableError, match="is not in"):
         search.fit()
     with pytest.raises(ValueError, match=r"no column\(s\) \['acc'\]"):
         kn.benchmarks.TabularBenchmark.from_csv(

@@ -3,14 +3,11 @@
 from kerasnas.benchmarks import analysis, compare, harness, tpe
 from kerasnas.benchmarks.tabular import (
     SHARED_TABLES,
-    NotInTableError,
     TabularBenchmark,
-    channel_table_path,
     load_channel,
     load_macro,
     load_shared,
     macro_table_path,
-    shared_table_path,
     shared_table_paths,
 )
 
@@ -20,13 +17,10 @@ __all__ = [
     "harness",
     "tpe",
     "SHARED_TABLES",
-    "NotInTableError",
     "TabularBenchmark",
-    "channel_table_path",
     "load_channel",
     "load_macro",
     "load_shared",
     "macro_table_path",
-    "shared_table_path",
     "shared_table_paths",
 ]

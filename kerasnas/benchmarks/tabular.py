@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from keras_tuner import errors as kt_errors
 
 from kerasnas.architecture import Architecture, Scalar
+from kerasnas.errors import NotInTableError
 from kerasnas.spaces.base import SearchSpace
 
 # A metric is a number, or several (e.g. one per training seed) of which each
@@ -20,15 +20,6 @@ from kerasnas.spaces.base import SearchSpace
 Value = float | tuple[float, ...]
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
-
-
-class NotInTableError(kt_errors.FatalValueError):
-    """An architecture that the benchmark's table does not hold.
-
-    It is a keras-tuner `FatalError`, so it ends a search instead of being
-    recorded as a failed trial: a table that misses architectures of its
-    space is a set-up error.
-    """
 
 
 class TabularBenchmark:

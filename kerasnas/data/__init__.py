@@ -11,11 +11,11 @@ training data and reports what a search space needs to know about it
 The code is organised by source: `embedded` (digits), `idx` (IDX files and
 Fashion-MNIST), `tfds` (tensorflow-datasets), `npz` (.npz files), `pipeline`
 (numpy splits as `tf.data`) and `checks` (`examine`, label and image checks,
-validation carving); this package holds `load` and the registry, and
-re-exports their public names. `load` looks up the loaders it calls in this
-package, and the loaders read the settings (`FASHION_MNIST_DIR`,
-`DEFAULT_VALIDATION_FRACTION`, ...) and the Fashion-MNIST fallback
-(`_tfds_numpy`) from here too, so assigning or monkeypatching
+validation carving); this package holds `load`, the registry and the settings,
+and re-exports what users call (`examine`, `read_idx`, `to_dataset`, ...).
+`load` looks up the loaders it calls in this package, and the loaders read
+the settings (`FASHION_MNIST_DIR`, `DEFAULT_VALIDATION_FRACTION`, ...) and the
+Fashion-MNIST fallback (`_tfds_numpy`) from here too, so assigning or monkeypatching
 `kerasnas.data.NAME` takes effect as it did when this was a single module.
 """
 
@@ -30,13 +30,9 @@ import numpy as np
 
 from kerasnas.data.checks import (
     DEFAULT_VALIDATION_FRACTION,
-    Examined,
-    Split,
     Splits,
     _is_fraction,
-    check_labels_fit,
     examine,
-    labels_to_indices,
 )
 from kerasnas.data.embedded import _load_digits
 from kerasnas.data.idx import (
@@ -64,12 +60,7 @@ __all__ = [
     "FASHION_MNIST_VALIDATION",
     "FORTUNES_DIR",
     "PREFIXES",
-    "Examined",
-    "Split",
-    "Splits",
-    "check_labels_fit",
     "examine",
-    "labels_to_indices",
     "load",
     "read_idx",
     "read_text",

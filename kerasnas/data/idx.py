@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasnas.data.checks import Splits, _carve, _to_float_images
-from kerasnas.data.tfds import _NotDownloadedError
+from kerasnas.errors import NotDownloadedError
 
 #: Where Debian's `dataset-fashion-mnist` package installs the IDX files.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -158,8 +158,8 @@ def _load_fashion_mnist(
             return package._tfds_numpy(
                 "fashion_mnist", ("train", "test"), validation, None, None, download
             )
-        except _NotDownloadedError as err:
-            raise _NotDownloadedError(
+        except NotDownloadedError as err:
+            raise NotDownloadedError(
                 f"Fashion-MNIST: {directory} lacks the IDX files and {err}"
             ) from None
     arrays = _read_fashion_mnist_dir(directory)

@@ -22,13 +22,10 @@ from kerasnas.data.checks import (
     _validation_count,
     labels_to_indices,
 )
+from kerasnas.errors import NotDownloadedError
 
 _SHUFFLE_BUFFER = 10_000
 _VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "dev")
-
-
-class _NotDownloadedError(ValueError):
-    """A tensorflow-datasets dataset that is not prepared in its data_dir."""
 
 
 @dataclasses.dataclass
@@ -127,7 +124,7 @@ def _tfds_split(source: _TfdsSource, split: str, resize: tuple[int, int] | None)
     try:
         ds = source.builder.as_dataset(split=split, shuffle_files=False)
     except AssertionError as err:  # tfds asserts that the data was prepared.
-        raise _NotDownloadedError(
+        raise NotDownloadedError(
             f"tfds:{source.name} is not downloaded (data_dir={source.builder.data_dir!r}); "
             f"pass download=True (the default) or the data_dir that holds it. "
             f"tensorflow-datasets said: {err}"

@@ -36,11 +36,10 @@ import numpy as np
 
 from kerasnas.morph import graph as graph_module
 from kerasnas.morph import transforms
-from kerasnas.morph.channels import MorphError
 from kerasnas.morph.transforms import KINDS, parse
 from kerasnas.spaces.nasnet import DEFAULT_OPS
 
-__all__ = ["KINDS", "MorphError", "apply", "parse", "random_ops"]
+__all__ = ["KINDS", "apply", "random_ops"]
 
 
 def random_ops(
@@ -123,7 +122,7 @@ def apply(
         The child model.
 
     Raises:
-        ValueError: (a `MorphError`) naming the first op that does not apply
+        ValueError: (a `kerasnas.errors.MorphError`) naming the first op that does not apply
             and why.
     """
     if isinstance(ops, str):

@@ -38,6 +38,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from kerasnas.errors import MorphError
 from kerasnas.morph.graph import Graph, Node
 
 L = keras.layers
@@ -68,10 +69,6 @@ CHANNELWISE = (
     L.DepthwiseConv2D,
     L.ActivityRegularization,
 )
-
-
-class MorphError(ValueError):
-    """A morphism that cannot be applied to a model (a `ValueError`)."""
 
 
 def kind_of(node: Node) -> str:

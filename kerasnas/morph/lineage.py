@@ -2,7 +2,7 @@
 
 Network-morphism search (`kerasnas.oracles.MorphismOracle`) grows networks
 beyond what a space's decisions can say. A trial's values are its root
-architecture's decisions; its `TrialPlan` (`kerasnas.oracles.plan`) carries the
+architecture's decisions; its `TrialPlan` (`kerasnas.plan`) carries the
 `Lineage` of the trial's network: every op string applied to the root's model,
 the trial whose trained weights the child inherits, how many of the ops that
 parent has, the Net2Net noise of the new ops and the learning-rate factor.
@@ -14,7 +14,6 @@ parent this way gives the model its checkpoint was saved from.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -23,39 +22,9 @@ from typing import Any
 import keras
 
 from kerasnas.architecture import Architecture
+from kerasnas.plan import Lineage
 
-
-@dataclasses.dataclass(frozen=True)
-class Lineage:
-    """The morphism lineage of a trial's network.
-
-    Args:
-        ops: Every op applied to the root's model, in order.
-        parent: The trial whose weights the child inherits ("" for none).
-        parent_ops: How many of `ops` the parent has.
-        noise: Net2Net noise of the child's new ops.
-        lr_scale: Factor of the parent's learning rate the child trains at
-            when it inherits.
-    """
-
-    ops: tuple[str, ...] = ()
-    parent: str = ""
-    parent_ops: int = 0
-    noise: float = 0.0
-    lr_scale: float = 1.0
-
-    @property
-    def new_ops(self) -> tuple[str, ...]:
-        """The ops the child adds to its parent."""
-        return self.ops[self.parent_ops :]
-
-    def __post_init__(self) -> None:
-        if not all(isinstance(op, str) for op in self.ops):
-            raise ValueError(f"A lineage's ops must be op strings. Received: {self.ops!r}.")
-        if not 0 <= self.parent_ops <= len(self.ops):
-            raise ValueError(
-                f"A lineage's parent_ops={self.parent_ops} must lie in [0, {len(self.ops)}]."
-            )
+__all__ = ["Lineage", "build", "graph", "key"]
 
 
 def key(arch: Architecture, ops: Sequence[str] = ()) -> str:

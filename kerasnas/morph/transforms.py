@@ -23,8 +23,8 @@ import re
 import keras
 import numpy as np
 
+from kerasnas.errors import MorphError
 from kerasnas.morph import channels
-from kerasnas.morph.channels import MorphError
 from kerasnas.morph.graph import Graph, Node, from_model, new_node
 from kerasnas.spaces import ops as space_ops
 

@@ -1,34 +1,28 @@
-"""One-shot architecture search: supernets with shared weights and how to train them."""
+"""One-shot architecture search: supernets with shared weights and how to train them.
+
+What users call: `build_supernet(space)` (a `Supernet`), `methods.run` (an
+`OneShotResult`) and the methods' options. The supernets of each space, the
+trainer and the path samplers are in the submodules (`supernet`,
+`nasbench201`, `nasnet`, `rnn`, `train`, one module per method).
+"""
 
 from kerasnas.oneshot import methods
-from kerasnas.oneshot.darts import Darts, DartsOptions
+from kerasnas.oneshot.common import OneShotResult, build_supernet
+from kerasnas.oneshot.darts import DartsOptions
 from kerasnas.oneshot.enas import EnasOptions
 from kerasnas.oneshot.gdas import GdasOptions
-from kerasnas.oneshot.methods import OneShotResult, build_supernet
-from kerasnas.oneshot.nasbench201 import NASBench201Supernet
-from kerasnas.oneshot.nasnet import NASNetSupernet
 from kerasnas.oneshot.spos import SposOptions
-from kerasnas.oneshot.supernet import GhostBatchNorm, Slot, Supernet
-from kerasnas.oneshot.train import OneShotTrainer, path_dropout, rank_paths, single_path
+from kerasnas.oneshot.supernet import Supernet
 from kerasnas.oneshot.uniform import UniformOptions
 
 __all__ = [
-    "Darts",
     "DartsOptions",
     "EnasOptions",
     "GdasOptions",
-    "GhostBatchNorm",
-    "NASBench201Supernet",
-    "NASNetSupernet",
     "OneShotResult",
-    "OneShotTrainer",
-    "Slot",
     "SposOptions",
     "Supernet",
     "UniformOptions",
     "build_supernet",
     "methods",
-    "path_dropout",
-    "rank_paths",
-    "single_path",
 ]

@@ -20,12 +20,10 @@ from kerasnas.oneshot.common import (
     log,
     rank_by_score,
 )
-from kerasnas.policy import ALGORITHMS, LSTMPolicy
+from kerasnas.policy import ALGORITHMS, LSTMPolicy, PolicyConfig
 
 #: ENAS's settings of the policy (Pham et al.): logit temperature, tanh constant, learning rate.
-TEMPERATURE = 5.0
-TANH_CONSTANT = 2.5
-LEARNING_RATE = 3.5e-3
+POLICY = PolicyConfig(temperature=5.0, tanh_constant=2.5, learning_rate=3.5e-3)
 
 
 @dataclasses.dataclass
@@ -72,13 +70,11 @@ def train(context: Context, options: EnasOptions) -> Trained:
     supernet, trainer, rng = context.supernet, context.trainer, context.rng
     policy = LSTMPolicy(
         supernet.space.decisions,
-        temperature=TEMPERATURE,
-        tanh_constant=TANH_CONSTANT,
+        POLICY,
         seed=context.seed,
         algorithm=options.algorithm,
         batch_size=options.controller_batch,
         entropy_weight=options.entropy_weight,
-        learning_rate=LEARNING_RATE,
     )
     steps, epochs = options.controller_steps, context.epochs
 

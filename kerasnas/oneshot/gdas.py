@@ -17,7 +17,7 @@ from kerasnas.oneshot.darts import check_arch_options, run_darts
 
 @dataclasses.dataclass
 class GdasOptions:
-    """Options of the `"gdas"` method (see `kerasnas.oneshot.Darts`).
+    """Options of the `"gdas"` method (see `kerasnas.oneshot.darts.Darts`).
 
     Args:
         arch_learning_rate: Adam learning rate of alpha. Defaults to 3e-4.

@@ -14,7 +14,8 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas import proxies
-from kerasnas.architecture import Architecture, OutOfSpaceError
+from kerasnas.architecture import Architecture
+from kerasnas.errors import OutOfSpaceError
 from kerasnas.oracles._predictor import EnsemblePredictor
 from kerasnas.oracles.base import NasOracle, SearchContext
 from kerasnas.proxies.architectures import first_examples, score_architecture

@@ -17,11 +17,11 @@ from keras_tuner import synchronized
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas import distributed
+from kerasnas import plan as plan_module
 from kerasnas.architecture import Architecture, OutOfSpaceError
-from kerasnas.oracles import plan as plan_module
 from kerasnas.oracles.halving import Halving
-from kerasnas.oracles.plan import TrialPlan
 from kerasnas.oracles.store import StoredOracle
+from kerasnas.plan import TrialPlan
 from kerasnas.spaces.base import ENUMERATION_LIMIT, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class TrialContext(Protocol):
 
     Attributes:
         trial: The `keras_tuner` trial whose model is built.
-        plan: The trial's `kerasnas.oracles.plan.TrialPlan` (what its strategy
+        plan: The trial's `kerasnas.plan.TrialPlan` (what its strategy
             decided beyond the architecture: a promotion, a lineage, initial weights).
         training: True when the model is built to train the trial; False when
             it is built to load the trial's trained weights into it, or to

@@ -6,6 +6,7 @@ The policy itself and its policy-gradient updates are `kerasnas.policy.LSTMPolic
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import os
@@ -17,16 +18,13 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Scalar
+from kerasnas.errors import CorruptStoreError
 from kerasnas.oracles.base import NasOracle
-from kerasnas.policy import LSTMPolicy
+from kerasnas.policy import LSTMPolicy, PolicyConfig, takes_policy_settings
 from kerasnas.spaces.base import NEIGHBOUR_LIMIT, SearchSpace
 
 WEIGHTS_FILE = "controller.npz"
-
-#: The LSTM policy's former name, kept for imports of `kerasnas.oracles.controller.Controller`.
-Controller = LSTMPolicy
 
 
 def _policy_attribute(name: str, doc: str) -> property:
@@ -63,15 +61,6 @@ class ControllerOracle(NasOracle):
 
     Args:
         space: The `kerasnas.spaces.SearchSpace` to search.
-        algorithm: `"reinforce"` or `"ppo"`. Defaults to `"reinforce"`.
-        batch_size: Architectures per policy update. Defaults to 5.
-        learning_rate: The policy's learning rate. It and `baseline_decay`,
-            `normalize_advantage`, `entropy_weight`, `grad_clip`,
-            `ppo_epochs`, `ppo_clip`, `units`, `memory_weight`,
-            `memory_size`, `temperature` and `tanh_constant` are passed to
-            `kerasnas.policy.LSTMPolicy` (see its arguments; advantages are
-            divided by the rewards' moving RMS deviation unless
-            `normalize_advantage=False`).
         reward: `"identity"` or `"cubed"`. Defaults to `"identity"`.
         failed_reward: Reward of a failed trial, or None to learn nothing
             from it. Defaults to None.
@@ -79,38 +68,31 @@ class ControllerOracle(NasOracle):
             the MnasNet reward factor.
         resource_target: The resource's target value.
         resource_weight: The exponent w. Defaults to -0.07.
-        **kwargs: `NasOracle` arguments: `objective`, `max_trials`, `seed`,
-            and keras-tuner `Oracle` arguments.
+        policy: The policy's settings, a `kerasnas.policy.PolicyConfig`;
+            None: the defaults.
+        **kwargs: The fields of `PolicyConfig` (`algorithm`, `batch_size`,
+            `learning_rate`, `entropy_weight`, `units`, ...: they replace
+            those of `policy`), and `NasOracle` arguments: `objective`,
+            `max_trials`, `seed`, and keras-tuner `Oracle` arguments.
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
     cli_flags = {"controller_algorithm": "algorithm", "controller_batch_size": "batch_size"}
 
+    @takes_policy_settings
     def __init__(
         self,
         space: SearchSpace,
-        algorithm: str = "reinforce",
-        batch_size: int = 5,
-        learning_rate: float | None = None,
-        baseline_decay: float = 0.9,
-        normalize_advantage: bool = True,
-        entropy_weight: float = 1e-3,
-        grad_clip: float = 5.0,
+        *,
         reward: str = "identity",
-        temperature: float | None = None,
-        tanh_constant: float | None = None,
-        ppo_epochs: int = 4,
-        ppo_clip: float = 0.2,
         failed_reward: float | None = None,
         resource: str | None = None,
         resource_target: float | None = None,
         resource_weight: float = -0.07,
-        units: int = 64,
-        memory_weight: float = 0.0,
-        memory_size: int = 200,
+        policy: PolicyConfig | None = None,
         **kwargs: Any,
     ):
-        LSTMPolicy.check_arguments(algorithm, batch_size, baseline_decay)
+        config = PolicyConfig.take(policy, kwargs)  # The rest are NasOracle's arguments.
         if reward not in ("identity", "cubed"):
             raise ValueError(f"reward must be 'identity' or 'cubed'. Received: {reward!r}.")
         if resource is not None and (resource_target is None or resource_target <= 0):
@@ -123,41 +105,16 @@ class ControllerOracle(NasOracle):
         self.resource_weight = resource_weight
         self.controller = LSTMPolicy(
             space.decisions,
-            units=units,
-            temperature=temperature,
-            tanh_constant=tanh_constant,
+            config,
             seed=self.seed,
-            algorithm=algorithm,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            baseline_decay=baseline_decay,
-            normalize_advantage=normalize_advantage,
-            entropy_weight=entropy_weight,
-            grad_clip=grad_clip,
-            ppo_epochs=ppo_epochs,
-            ppo_clip=ppo_clip,
-            memory_weight=memory_weight,
-            memory_size=memory_size,
             replay_rng=self.rng,  # Memory replays draw from the oracle's saved sequence.
         )
         self.pending: dict[str, dict] = {}  # trial id -> {"choices", "logp"} of a sample
         self.reward_history: list[float] = []
         self._weights_dirty = True
 
-    # The policy's settings and learning state, read and written through the oracle.
-    algorithm = _policy_attribute("algorithm", "`'reinforce'` or `'ppo'`.")
-    batch_size = _policy_attribute("batch_size", "Rewards per policy update.")
-    learning_rate = _policy_attribute("learning_rate", "The policy's Adam learning rate.")
-    baseline_decay = _policy_attribute("baseline_decay", "Decay of the moving-average baseline.")
-    normalize_advantage = _policy_attribute(
-        "normalize_advantage", "Whether advantages are divided by the reward scale."
-    )
-    entropy_weight = _policy_attribute("entropy_weight", "Weight of the entropy bonus.")
-    grad_clip = _policy_attribute("grad_clip", "Global gradient-norm clipping.")
-    ppo_epochs = _policy_attribute("ppo_epochs", "PPO epochs over each batch.")
-    ppo_clip = _policy_attribute("ppo_clip", "PPO clipping epsilon.")
-    memory_weight = _policy_attribute("memory_weight", "Weight of the controller-memory loss.")
-    memory_size = _policy_attribute("memory_size", "Architectures kept for the memory loss.")
+    # The policy's learning state, read and written through the oracle (its settings too:
+    # each field of PolicyConfig, set below the class).
     optimizer = _policy_attribute("optimizer", "The policy's Adam optimizer.")
     baseline = _policy_attribute("baseline", "The moving-average baseline (None at first).")
     buffer = _policy_attribute("buffer", "Rewarded samples waiting for an update.")
@@ -334,3 +291,13 @@ class ControllerOracle(NasOracle):
         for v, w in zip(self.optimizer.variables, arrays[n:], strict=True):
             v.assign(w)
         self._weights_dirty = False
+
+
+# The policy's settings, read and written through the oracle (`oracle.batch_size`).
+for _field in dataclasses.fields(PolicyConfig):
+    setattr(
+        ControllerOracle,
+        _field.name,
+        _policy_attribute(_field.name, f"The policy's `{_field.name}` (see `PolicyConfig`)."),
+    )
+del _field

@@ -15,7 +15,7 @@ resumed search promotes exactly what an uninterrupted one would.
 for a due promotion before it asks the strategy for a new architecture (as
 Optuna's samplers compose). A promotion is a trial of its own with the parent's
 architecture values and a `TrialPlan` whose `Promotion` names its rung, the
-trial it continues and the epochs it trains (`kerasnas.oracles.plan`); the
+trial it continues and the epochs it trains (`kerasnas.plan`); the
 trial's values hold the architecture alone, so it works on every space. Its
 score is the rung's score.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from keras_tuner.engine import trial as trial_module
 
-from kerasnas.oracles.plan import Promotion, TrialPlan
+from kerasnas.plan import Promotion, TrialPlan
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ from kerasnas.morph import graph as graph_module
 from kerasnas.morph.channels import MorphError
 from kerasnas.morph.descriptor import Descriptor, describe
 from kerasnas.oracles.base import NasOracle, TrialContext
-from kerasnas.oracles.plan import TrialPlan
+from kerasnas.plan import TrialPlan
 from kerasnas.spaces.base import SearchSpace
 from kerasnas.spaces.nasnet import DEFAULT_OPS
 

@@ -14,7 +14,7 @@ from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture
 from kerasnas.oneshot.initial import load_candidate
 from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
-from kerasnas.oracles.plan import TrialPlan
+from kerasnas.plan import TrialPlan
 from kerasnas.spaces.base import SearchSpace
 
 INITS = ("scratch", "supernet")

@@ -26,9 +26,10 @@ from keras_tuner import synchronized
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas import distributed
-from kerasnas._io import CorruptStoreError, read_json, write_json
-from kerasnas.oracles import plan as plan_module
-from kerasnas.oracles.plan import TrialPlan
+from kerasnas import plan as plan_module
+from kerasnas._io import read_json, write_json
+from kerasnas.errors import CorruptStoreError
+from kerasnas.plan import TrialPlan
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class StoredOracle(keras_tuner.Oracle):
         return self._plans
 
     def plan(self, trial_id: str) -> TrialPlan:
-        """A trial's plan (`kerasnas.oracles.plan.NONE` when it has none). On a worker,
+        """A trial's plan (`kerasnas.plan.NONE` when it has none). On a worker,
         whose oracle holds no trials, it is read from the trial's folder."""
         found = self.plans.get(trial_id)
         if found is None:

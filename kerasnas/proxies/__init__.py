@@ -21,9 +21,6 @@ model's graph).
 
 from kerasnas.proxies.counts import flops, params
 from kerasnas.proxies.measures import (
-    JACOB_COV_K,
-    LABELLED,
-    MECO_EXAMPLES,
     PROXIES,
     grad_norm,
     jacob_cov,
@@ -37,9 +34,6 @@ from kerasnas.proxies.measures import (
 from kerasnas.proxies.ranking import VOTE_PROXIES, vote
 
 __all__ = [
-    "JACOB_COV_K",
-    "LABELLED",
-    "MECO_EXAMPLES",
     "PROXIES",
     "VOTE_PROXIES",
     "flops",

@@ -24,17 +24,14 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from kerasnas._io import CorruptStoreError, read_json, write_json
+from kerasnas._io import read_json, write_json
+from kerasnas.errors import CorruptStoreError, ProjectInUseError
 from kerasnas.spaces.base import SearchSpace
 
 METADATA = "kerasnas.json"
 LOCK = "kerasnas.lock"
 
 log = logging.getLogger(__name__)
-
-
-class ProjectInUseError(ValueError):
-    """Another search is writing the same project."""
 
 
 class Project:

@@ -12,7 +12,8 @@ import keras
 import keras_tuner
 import numpy as np
 
-from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
+from kerasnas.architecture import Architecture, Scalar
+from kerasnas.errors import OutOfSpaceError
 
 # Spaces with at most this many decision combinations can be enumerated.
 ENUMERATION_LIMIT = 100_000

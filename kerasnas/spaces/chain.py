@@ -8,7 +8,8 @@ from typing import Any
 import keras
 from keras import layers
 
-from kerasnas.architecture import Architecture, OutOfSpaceError, Scalar
+from kerasnas.architecture import Architecture, Scalar
+from kerasnas.errors import OutOfSpaceError
 from kerasnas.spaces import ops as ops_module
 from kerasnas.spaces.base import (
     Decision,

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar, graph_hash
+from kerasnas.architecture import Architecture, Cell, Scalar, graph_hash
+from kerasnas.errors import OutOfSpaceError
 from kerasnas.spaces import ops as ops_module
 from kerasnas.spaces.base import Decision, SearchSpace, classifier_head
 from kerasnas.spaces.encoding import PathEncoder

@@ -9,7 +9,8 @@ from typing import Any
 import keras
 from keras import layers
 
-from kerasnas.architecture import Architecture, Cell, OutOfSpaceError, Scalar
+from kerasnas.architecture import Architecture, Cell, Scalar
+from kerasnas.errors import OutOfSpaceError
 from kerasnas.spaces.base import Decision, SearchSpace, classifier_head
 
 #: The activations a node chooses among, as in ENAS.

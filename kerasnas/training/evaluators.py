@@ -26,7 +26,7 @@ from keras_tuner.engine import trial as trial_module
 from kerasnas import _memory
 from kerasnas._io import write_json
 from kerasnas.objectives import objective_inputs
-from kerasnas.oracles.plan import TrialPlan
+from kerasnas.plan import TrialPlan
 from kerasnas.training import measure
 from kerasnas.training.budget import TRAIN_TIME
 from kerasnas.training.workers import Heartbeat

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from kerasnas import data as data_module
-from kerasnas.data import Examined
-from kerasnas.data.checks import is_dataset
+from kerasnas.data.checks import Examined, check_labels_fit, is_dataset
 from kerasnas.spaces.base import SearchSpace
 
 
@@ -176,7 +175,7 @@ def check_fits_space(space: SearchSpace, inputs: Inputs) -> None:
                 f"The {what} has examples of shape {examined.input_shape}, but the "
                 f"searched networks take {tuple(space.input_shape)}."
             )
-        data_module.check_labels_fit(examined, space.num_classes, what)
+        check_labels_fit(examined, space.num_classes, what)
 
 
 def as_dataset(examined: Examined, batch_size: int, *, shuffle: bool, seed: int) -> Any:

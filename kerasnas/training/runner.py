@@ -24,11 +24,12 @@ import keras
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
+from kerasnas import plan as plan_module
 from kerasnas import report
-from kerasnas._io import CorruptStoreError, read_json, write_json
-from kerasnas.oracles import plan as plan_module
+from kerasnas._io import read_json, write_json
+from kerasnas.errors import CorruptStoreError
 from kerasnas.oracles.base import NasOracle, SearchContext
-from kerasnas.oracles.plan import TrialPlan
+from kerasnas.plan import TrialPlan
 from kerasnas.recipe import Recipe
 from kerasnas.spaces.base import SearchSpace
 from kerasnas.training.budget import (

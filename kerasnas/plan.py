@@ -5,7 +5,8 @@ else. Everything else a strategy decides about a trial is its `TrialPlan`:
 
 * `promotion`: continue a finished trial's training from its checkpoint for
   more epochs (successive halving, `kerasnas.Halving`);
-* `lineage`: grow a trained network by morphism ops (`kerasnas.morph`);
+* `lineage`: grow a trained network by morphism ops (`kerasnas.morph`, see
+  `kerasnas.morph.lineage`);
 * `init_weights`: start from saved weights (a candidate exported from a
   one-shot supernet).
 
@@ -20,8 +21,8 @@ import dataclasses
 import os
 from typing import Any
 
-from kerasnas._io import CorruptStoreError, read_json, write_json
-from kerasnas.morph.lineage import Lineage
+from kerasnas._io import read_json, write_json
+from kerasnas.errors import CorruptStoreError
 
 #: The file of a trial's plan, in its folder.
 FILE = "plan.json"
@@ -40,6 +41,40 @@ class Promotion:
     parent: str
     rung: int
     epochs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Lineage:
+    """The morphism lineage of a trial's network: its root architecture (the trial's
+    values) grown by `ops`.
+
+    Args:
+        ops: Every op string applied to the root's model, in order.
+        parent: The trial whose weights the child inherits ("" for none).
+        parent_ops: How many of `ops` the parent has.
+        noise: Net2Net noise of the child's new ops.
+        lr_scale: Factor of the parent's learning rate the child trains at
+            when it inherits.
+    """
+
+    ops: tuple[str, ...] = ()
+    parent: str = ""
+    parent_ops: int = 0
+    noise: float = 0.0
+    lr_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(op, str) for op in self.ops):
+            raise ValueError(f"A lineage's ops must be op strings. Received: {self.ops!r}.")
+        if not 0 <= self.parent_ops <= len(self.ops):
+            raise ValueError(
+                f"A lineage's parent_ops={self.parent_ops} must lie in [0, {len(self.ops)}]."
+            )
+
+    @property
+    def new_ops(self) -> tuple[str, ...]:
+        """The ops the child adds to its parent."""
+        return self.ops[self.parent_ops :]
 
 
 @dataclasses.dataclass(frozen=True)
