@@ -19,6 +19,7 @@ from keras_tuner.engine import trial as trial_module
 
 from kerasnas._io import CorruptStoreError
 from kerasnas.architecture import Architecture, Scalar
+from kerasnas.cli.registry import Flag
 from kerasnas.oracles.base import NasOracle
 from kerasnas.policy import LSTMPolicy
 from kerasnas.spaces.base import NEIGHBOUR_LIMIT, SearchSpace
@@ -84,7 +85,20 @@ class ControllerOracle(NasOracle):
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
-    cli_flags = {"controller_algorithm": "algorithm", "controller_batch_size": "batch_size"}
+    cli_flags = {
+        "controller_algorithm": Flag(
+            "algorithm",
+            type=str,
+            choices=("reinforce", "ppo"),
+            help="Policy-gradient algorithm of the controller",
+        ),
+        "controller_batch_size": Flag(
+            "batch_size",
+            type=int,
+            lower_bound=1,
+            help="Architectures the controller samples per policy update",
+        ),
+    }
 
     def __init__(
         self,

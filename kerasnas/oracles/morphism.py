@@ -11,6 +11,7 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas.architecture import Architecture, OutOfSpaceError
+from kerasnas.cli.registry import Flag
 from kerasnas.morph import bayesian, inherit, lineage, transforms
 from kerasnas.morph import graph as graph_module
 from kerasnas.morph.channels import MorphError
@@ -88,10 +89,29 @@ class MorphismOracle(NasOracle):
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
     cli_flags = {
-        "morphism_mode": "mode",
-        "morphism_max_ops": "max_ops",
-        "max_params": "max_params",
-        "max_layers": "max_layers",
+        "morphism_mode": Flag(
+            "mode",
+            type=str,
+            choices=("bayesian", "hill_climb"),
+            help="bayesian (Auto-Keras: GP with an edit-distance kernel) or hill_climb (NASH)",
+        ),
+        "morphism_max_ops": Flag(
+            "max_ops", type=int, lower_bound=1, help="Most ops between parent and child"
+        ),
+        "max_params": Flag(
+            "max_params",
+            type=int,
+            lower_bound=1,
+            default_text="no limit",
+            help="No network with more parameters",
+        ),
+        "max_layers": Flag(
+            "max_layers",
+            type=int,
+            lower_bound=1,
+            default_text="no limit",
+            help="No network with more convolution and dense layers",
+        ),
     }
 
     needs_runner, supports_halving = True, False  # Children grow in `model_for_trial`.
