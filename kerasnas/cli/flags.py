@@ -12,7 +12,7 @@ class registered at run time counts.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras_tuner
@@ -76,7 +76,7 @@ def _check_export(value: str | None) -> bool:
     return True
 
 
-def _check_name(registry: Mapping[str, type]) -> Any:
+def _check_name(registry: Mapping[str, type]) -> Callable[[str], bool]:
     """The validator of --space or --strategy: a name of the registry as it is when parsed."""
 
     def check(value: str) -> bool:
@@ -215,8 +215,9 @@ def define_registry_flags() -> None:
     """Defines the flags that the registered classes declare, and writes the help texts that
     list the registries (`--space`, `--strategy`, `--halving_eta`).
 
-    `parse_flags` calls it before it parses, so a space or strategy registered
-    by then, at run time included, is a valid choice with its flags.
+    `parse_flags` calls it (through `define_flags`) before it parses, so a
+    space or strategy registered by then, at run time included, is a valid
+    choice with its flags.
 
     Raises:
         TypeError: A class's `cli_flags` is malformed or clashes with another's.
@@ -228,9 +229,8 @@ def define_registry_flags() -> None:
         f"Search strategy, one of kerasnas.oracles.STRATEGIES: {listing(STRATEGIES)}. See "
         "docs/strategies/."
     )
-    FLAGS[
-        "halving_eta"
-    ].help = f"{_HALVING_HELP} Only with --strategy={'|'.join(halving_strategies())}."
+    halving = "|".join(halving_strategies())
+    FLAGS["halving_eta"].help = f"{_HALVING_HELP} Only with --strategy={halving}."
 
 
 def define_flags() -> None:

@@ -36,7 +36,7 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 
-#: The absl definition of each flag type a class may declare.
+#: The types a declared flag may have (each has its absl DEFINE_*).
 _TYPES = (int, float, str, bool, list)
 
 

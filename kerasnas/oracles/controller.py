@@ -87,16 +87,10 @@ class ControllerOracle(NasOracle):
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
     cli_flags = {
         "controller_algorithm": Flag(
-            "algorithm",
-            type=str,
-            choices=("reinforce", "ppo"),
-            help="Policy-gradient algorithm of the controller",
+            "algorithm", type=str, choices=("reinforce", "ppo"), help="Policy-gradient algorithm"
         ),
         "controller_batch_size": Flag(
-            "batch_size",
-            type=int,
-            lower_bound=1,
-            help="Architectures the controller samples per policy update",
+            "batch_size", type=int, lower_bound=1, help="Architectures per policy update"
         ),
     }
 

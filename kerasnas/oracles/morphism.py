@@ -23,6 +23,34 @@ from kerasnas.spaces.nasnet import DEFAULT_OPS
 MODES = ("bayesian", "hill_climb")
 
 
+#: The command-line flags of `MorphismOracle` (its `cli_flags`; see kerasnas.cli.registry).
+CLI_FLAGS = {
+    "morphism_mode": Flag(
+        "mode",
+        type=str,
+        choices=MODES,
+        help="bayesian (Auto-Keras: GP with an edit-distance kernel) or hill_climb (NASH)",
+    ),
+    "morphism_max_ops": Flag(
+        "max_ops", type=int, lower_bound=1, help="Most ops between parent and child"
+    ),
+    "max_params": Flag(
+        "max_params",
+        type=int,
+        lower_bound=1,
+        default_text="no limit",
+        help="No network with more parameters",
+    ),
+    "max_layers": Flag(
+        "max_layers",
+        type=int,
+        lower_bound=1,
+        default_text="no limit",
+        help="No network with more convolution and dense layers",
+    ),
+}
+
+
 class MorphismOracle(NasOracle):
     """Network-morphism search (Jin, Song & Hu, "Auto-Keras: An Efficient
     Neural Architecture Search System", KDD 2019; Elsken, Metzen & Hutter,
@@ -88,31 +116,7 @@ class MorphismOracle(NasOracle):
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
-    cli_flags = {
-        "morphism_mode": Flag(
-            "mode",
-            type=str,
-            choices=("bayesian", "hill_climb"),
-            help="bayesian (Auto-Keras: GP with an edit-distance kernel) or hill_climb (NASH)",
-        ),
-        "morphism_max_ops": Flag(
-            "max_ops", type=int, lower_bound=1, help="Most ops between parent and child"
-        ),
-        "max_params": Flag(
-            "max_params",
-            type=int,
-            lower_bound=1,
-            default_text="no limit",
-            help="No network with more parameters",
-        ),
-        "max_layers": Flag(
-            "max_layers",
-            type=int,
-            lower_bound=1,
-            default_text="no limit",
-            help="No network with more convolution and dense layers",
-        ),
-    }
+    cli_flags = CLI_FLAGS
 
     needs_runner, supports_halving = True, False  # Children grow in `model_for_trial`.
 

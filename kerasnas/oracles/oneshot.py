@@ -21,6 +21,45 @@ INITS = ("scratch", "supernet")
 log = logging.getLogger(__name__)
 
 
+#: The command-line flags of `OneShotOracle` and its subclasses (their `cli_flags`; see
+#: kerasnas.cli.registry).
+CLI_FLAGS = {
+    "supernet_epochs": Flag(
+        "supernet_epochs",
+        type=int,
+        lower_bound=1,
+        default_text="enough for 300,000 examples, at least 10",
+        help="Passes of supernet training",
+    ),
+    "retrain_epochs": Flag(
+        "retrain_epochs",
+        type=int,
+        lower_bound=1,
+        default_text="--epochs",
+        help="Training epochs of each trial",
+    ),
+    "init": Flag(
+        "init",
+        type=str,
+        choices=("scratch", "supernet"),
+        help="Trials train from fresh weights or from the supernet's",
+    ),
+    "num_candidates": Flag(
+        "num_candidates",
+        type=int,
+        lower_bound=1,
+        help="Architectures the supernet ranks, at least --max_trials",
+    ),
+    "oneshot_rank_by": Flag(
+        "rank_by",
+        type=str,
+        choices=("loss", "accuracy"),
+        help="What uniform, SPOS and ENAS rank candidates by: one-shot validation loss "
+        "(lowest first) or accuracy",
+    ),
+}
+
+
 class OneShotOracle(NasOracle):
     """One-shot architecture search with weight sharing, as a keras-tuner Oracle.
 
@@ -89,41 +128,7 @@ class OneShotOracle(NasOracle):
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set
     #: (inherited by the SPOS, ENAS, DARTS and GDAS oracles).
-    cli_flags = {
-        "supernet_epochs": Flag(
-            "supernet_epochs",
-            type=int,
-            lower_bound=1,
-            default_text="enough for 300,000 examples, at least 10",
-            help="Passes of supernet training",
-        ),
-        "retrain_epochs": Flag(
-            "retrain_epochs",
-            type=int,
-            lower_bound=1,
-            default_text="--epochs",
-            help="Training epochs of each trial",
-        ),
-        "init": Flag(
-            "init",
-            type=str,
-            choices=("scratch", "supernet"),
-            help="Trials train from fresh weights or from the supernet's",
-        ),
-        "num_candidates": Flag(
-            "num_candidates",
-            type=int,
-            lower_bound=1,
-            help="Architectures the supernet ranks, at least --max_trials",
-        ),
-        "oneshot_rank_by": Flag(
-            "rank_by",
-            type=str,
-            choices=("loss", "accuracy"),
-            help="What uniform, SPOS and ENAS rank candidates by: one-shot validation loss "
-            "(lowest first) or accuracy",
-        ),
-    }
+    cli_flags = CLI_FLAGS
 
     # The supernet is trained in `prepare`, which only kerasnas's trial runner calls,
     # and it ranks candidates by their accuracy on validation data.
