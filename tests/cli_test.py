@@ -15,6 +15,7 @@ from absl.testing import flagsaver
 
 import kerasnas as kn
 from kerasnas import cli
+from kerasnas.cli import registry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGFILES = sorted((ROOT / "examples" / "flags").glob("*.flags"))
@@ -222,12 +223,21 @@ def test_bad_values_exit_2_with_one_line_as_commands(tmp_path):
 def test_helpfull_documents_every_flag():
     run = kerasnas("--helpfull")
     assert run.returncode == 0, run.stderr[-2000:]
-    ours = cli.FLAGS.get_flags_for_module(cli.flags.__name__)
+    # The flags a fresh process defines (flagsaver in this process's other tests may
+    # have deleted and re-created some, which loses absl's record of their module).
+    listed = subprocess.run(
+        [sys.executable, "-c", "import json; from kerasnas import cli; cli.flags.define_flags(); "
+         "print(json.dumps({f.name: f.help for f in "
+         "cli.FLAGS.get_flags_for_module(cli.flags.__name__)}))"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    ours = json.loads(listed.stdout.strip().splitlines()[-1])
     assert len(ours) >= 25
-    for flag in ours:
-        assert flag.help and len(flag.help) > 10, flag.name
+    for name, text in ours.items():
+        assert text and len(text) > 10, name
         # absl writes a long enum's choices on the next line: "  --name:\n    <a|b|...>".
-        assert re.search(rf"^  --(\[no\])?{flag.name}:\s", run.stdout, re.M), flag.name
+        assert re.search(rf"^  --(\[no\])?{name}:\s", run.stdout, re.M), name
     assert "--flagfile" in run.stdout and "python -m kerasnas" in run.stdout
 
 
@@ -247,16 +257,16 @@ def test_example_flagfiles_describe_valid_searches(flagfile, tmp_path):
         assert cli.FLAGS.project_name == flagfile.stem
 
 
-# A valid value of each space flag, as the command line parses it.
+# A valid value of each space flag, as written on the command line, and as the argument gets it.
 SPACE_FLAG_VALUES = {
-    "num_blocks": 1,
-    "num_cells": 1,
-    "num_reductions": 1,
-    "filters": 8,
-    "stem_strides": 2,
-    "ops": ["identity", "conv_3x3"],
-    "stages": ["1", "2"],
-    "learning_rate": 0.01,
+    "num_blocks": ("1", 1),
+    "num_cells": ("1", 1),
+    "num_reductions": ("1", 1),
+    "filters": ("8", 8),
+    "stem_strides": ("2", 2),
+    "ops": ("identity,conv_3x3", ["identity", "conv_3x3"]),
+    "stages": ("1,2", [1, 2]),
+    "learning_rate": ("0.01", 0.01),
 }
 
 
@@ -264,19 +274,20 @@ def test_each_space_takes_exactly_the_flags_it_declares():
     declared = set().union(*(getattr(c, "cli_flags", {}) for c in cli.SPACES.values()))
     assert declared == set(SPACE_FLAG_VALUES)
     for name, space_class in cli.SPACES.items():
-        for flag, value in SPACE_FLAG_VALUES.items():
+        for flag, (text, value) in SPACE_FLAG_VALUES.items():
             with flagsaver.flagsaver():
-                cli.parse_flags(["kerasnas", f"--space={name}"])
-                setattr(cli.FLAGS, flag, value)
+                cli.parse_flags(["kerasnas", f"--space={name}", f"--{flag}={text}"])
                 if flag not in getattr(space_class, "cli_flags", {}):
                     with pytest.raises(cli.UsageError, match=f"--{flag} does not apply"):
                         cli.space_from_flags()
                     continue
                 config = cli.space_from_flags().get_config()
-            target = space_class.cli_flags[flag]
-            argument, offset = (target, 0) if isinstance(target, str) else target
-            expected = [int(s) for s in value] if flag == "stages" else value
-            assert config[argument] == (expected + offset if offset else expected), (name, flag)
+            declaration = registry.takers(cli.SPACES, flag)[name]
+            offset = declaration.offset
+            assert config[declaration.argument] == (value + offset if offset else value), (
+                name,
+                flag,
+            )
     # NAS-Bench-101 downsamples between stacks: its declaration adds one.
     with flagsaver.flagsaver():
         cli.parse_flags(["kerasnas", "--space=nasbench101", "--num_reductions=3"])
@@ -292,29 +303,147 @@ def test_a_registered_space_or_strategy_gets_the_flags_it_declares(monkeypatch):
 
     monkeypatch.setitem(kn.spaces.SPACES, "tiny", TinySpace)
     monkeypatch.setitem(kn.oracles.STRATEGIES, "capped", CappedOracle)
+    common = ["kerasnas", "--num_cells=3", "--max_params=7", "--max_layers=2"]
     with flagsaver.flagsaver():
-        cli.parse_flags(["kerasnas", "--num_cells=3", "--max_params=7", "--max_layers=2"])
-        cli.FLAGS.space, cli.FLAGS.strategy = "tiny", "capped"
+        cli.parse_flags([*common, "--space=tiny", "--strategy=capped"])
         space = cli.space_from_flags()
         assert isinstance(space, TinySpace) and space.num_stages == 3
         assert cli.strategy_kwargs() == {"limit": 7, "depth": 3}
+        # The help of a shared flag names every class that takes it.
+        assert "--space=tiny: num_stages (default 2)" in cli.FLAGS["num_cells"].help
+        assert "--strategy=capped: limit" in cli.FLAGS["max_params"].help
+    with flagsaver.flagsaver():
         # The other takers of those flags are named in the errors.
-        cli.FLAGS.space, cli.FLAGS.strategy = "macro", "random"
+        cli.parse_flags([*common, "--space=macro", "--strategy=random"])
         with pytest.raises(cli.UsageError, match="only to nasnet, nasbench101, nasbench201, tiny"):
             cli.space_from_flags()
         with pytest.raises(cli.UsageError, match=re.escape("--strategy=morphism|capped only")):
             cli.strategy_kwargs()
 
 
+class PatientOracle(kn.oracles.RandomSearchOracle):
+    """Random search with a flag of its own (registered at run time by the tests below)."""
+
+    cli_flags = {
+        "patient_wait": registry.Flag(
+            "wait", type=int, lower_bound=0, help="Seconds of patience (a test flag)"
+        )
+    }
+
+    def __init__(self, space, wait: int = 4, **kwargs):
+        super().__init__(space, **kwargs)
+        self.wait = wait
+
+
+def test_a_strategy_registered_at_run_time_is_a_choice_with_its_flags(request, capsys):
+    kn.oracles.register("patient", PatientOracle)
+    request.addfinalizer(lambda: kn.oracles.STRATEGIES.pop("patient"))
+    with flagsaver.flagsaver():
+        cli.parse_flags(["kerasnas", "--strategy=patient", "--patient_wait=2"])
+        assert cli.FLAGS.strategy == "patient"
+        assert cli.strategy_kwargs() == {"wait": 2}
+        assert "patient (PatientOracle)" in cli.FLAGS["strategy"].help
+        help = cli.FLAGS["patient_wait"].help
+        assert (
+            help == "Seconds of patience (a test flag). Sets --strategy=patient: wait (default 4)."
+        )
+        assert "|patient." in cli.FLAGS["halving_eta"].help  # It can halve, as random can.
+    with flagsaver.flagsaver():
+        cli.parse_flags(["kerasnas", "--patient_wait=2"])
+        with pytest.raises(cli.UsageError, match=r"--patient_wait applies to --strategy=patient"):
+            cli.strategy_kwargs()
+    with flagsaver.flagsaver(), pytest.raises(SystemExit) as exit_:
+        cli.parse_flags(["kerasnas", "--strategy=patient", "--patient_wait=-1"])
+    assert exit_.value.code == 2
+    assert "flag --patient_wait=-1: " in capsys.readouterr().err
+
+
+# Registers a strategy, then runs the command's entry point (absl's parser, then main) on a
+# tiny NAS-Bench-Macro network; the strategy prints the value its own flag gave it.
+RUN_TIME_STRATEGY = """
+import sys
+import kerasnas as kn
+from kerasnas.cli import registry, run
+
+class LoudOracle(kn.oracles.RandomSearchOracle):
+    cli_flags = {"loud_volume": registry.Flag("volume", type=int, help="How loud.")}
+
+    def __init__(self, space, volume=1, **kwargs):
+        super().__init__(space, **kwargs)
+        print(f"LoudOracle volume={volume}", flush=True)
+
+kn.oracles.register("loud", LoudOracle)
+run(["kerasnas", *sys.argv[1:]])
+"""
+
+
+def test_a_strategy_registered_at_run_time_runs_a_search_from_the_command_line(tmp_path):
+    args = [
+        "--strategy=loud",
+        "--loud_volume=11",
+        "--space=macro",
+        "--stages=1",
+        "--filters=4",
+        "--dataset=digits",
+        "--epochs=1",
+        "--max_trials=2",
+        f"--directory={tmp_path}",
+        "--project_name=loud",
+        "--export=",
+    ]
+    run = subprocess.run(
+        [sys.executable, "-c", RUN_TIME_STRATEGY, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "LoudOracle volume=11" in run.stdout
+    assert "[kerasnas] trial 2/2 arch=" in run.stdout
+    assert "2 completed, 0 failed trials" in run.stdout
+    stored = json.loads((tmp_path / "loud" / "kerasnas.json").read_text())
+    assert stored["strategy"] == "loud" and stored["space"]["class"] == "MacroSpace"
+
+
+def test_halving_is_refused_for_the_strategies_that_cannot_halve():
+    unable = [n for n, c in kn.oracles.STRATEGIES.items() if not c.supports_halving]
+    able = [n for n, c in kn.oracles.STRATEGIES.items() if c.supports_halving]
+    assert "prescreen" in able and "morphism" in unable
+    for name in unable:
+        with flagsaver.flagsaver():
+            cli.parse_flags(["kerasnas", f"--strategy={name}", "--halving_eta=3"])
+            with pytest.raises(cli.UsageError, match=re.escape(f"--strategy={'|'.join(able)}.")):
+                cli.strategy_kwargs()
+    with flagsaver.flagsaver():
+        cli.parse_flags(["kerasnas", "--strategy=prescreen", "--halving_eta=3", "--epochs=9"])
+        assert cli.strategy_kwargs()["halving"] == kn.Halving(9, 1, 3)
+
+
 def test_every_declared_argument_is_a_constructor_argument():
-    for registry in (cli.SPACES, kn.oracles.STRATEGIES):
-        for cls in registry.values():
-            inits = [vars(k)["__init__"] for k in cls.__mro__[:-1] if "__init__" in vars(k)]
-            arguments = set().union(*(inspect.signature(init).parameters for init in inits))
-            for flag, target in getattr(cls, "cli_flags", {}).items():
-                argument = target if isinstance(target, str) else target[0]
-                assert argument in arguments, (cls.__name__, flag, argument)
+    with flagsaver.flagsaver():
+        cli.parse_flags(["kerasnas"])  # Defines the registries' flags.
+        for registry_ in (cli.SPACES, kn.oracles.STRATEGIES):
+            for flag, users in registry.declarations(registry_).items():
+                for name, declaration in users.items():
+                    cls = registry_[name]
+                    inits = [vars(k)["__init__"] for k in cls.__mro__[:-1] if "__init__" in vars(k)]
+                    arguments = set().union(*(inspect.signature(i).parameters for i in inits))
+                    assert declaration.argument in arguments, (cls.__name__, flag)
                 assert cli.FLAGS[flag].default is None, flag
+
+
+def test_docs_list_every_strategy_and_space():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    for name in [*kn.oracles.STRATEGIES, *cli.SPACES]:
+        assert f"`{name}`" in text, name
+    for flag in set(registry.declarations(cli.SPACES)) | set(
+        registry.declarations(kn.oracles.STRATEGIES)
+    ):
+        assert f"`--{flag}`" in text, flag
+    sample = re.search(r"kerasnas: error: flag --strategy=bayes: (.*)", text).group(1)
+    assert sample == f"value should be one of <{'|'.join(kn.oracles.STRATEGIES)}>"
 
 
 def test_mirrored_distribution_exports_a_plain_model(tmp_path):

@@ -17,16 +17,46 @@ itself fails, 2 for a bad flag value (one line on stderr, `kerasnas: error:
 See docs/cli.md.
 """
 
-from kerasnas.cli.flags import DISTRIBUTIONS, FLAGS, SPACES, parse_objective
-from kerasnas.cli.main import (
-    PROGRAM,
-    UsageError,
-    main,
-    parse_flags,
-    run,
-    space_from_flags,
-    strategy_kwargs,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# The names below load lazily (PEP 562): the spaces and strategies import
+# `kerasnas.cli.registry` for their `cli_flags` declarations, and the flags
+# module imports the registries, so this package imports nothing when it loads.
+# Import them from here (`from kerasnas.cli import main`), not from their modules.
+_HOMES = {
+    "DISTRIBUTIONS": "kerasnas.cli.flags",
+    "FLAGS": "kerasnas.cli.flags",
+    "SPACES": "kerasnas.cli.flags",
+    "parse_objective": "kerasnas.cli.flags",
+    "PROGRAM": "kerasnas.cli.main",
+    "UsageError": "kerasnas.cli.main",
+    "main": "kerasnas.cli.main",
+    "parse_flags": "kerasnas.cli.main",
+    "run": "kerasnas.cli.main",
+    "space_from_flags": "kerasnas.cli.main",
+    "strategy_kwargs": "kerasnas.cli.main",
+}
+_SUBMODULES = ("flags", "registry")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        # Binds every name of that module at once: importing kerasnas.cli.main makes
+        # `main` here the submodule, which the function `main` then replaces.
+        home = importlib.import_module(_HOMES[name])
+        globals().update({n: getattr(home, n) for n, m in _HOMES.items() if m == home.__name__})
+        return globals()[name]
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES, *_SUBMODULES])
+
 
 __all__ = [
     "DISTRIBUTIONS",

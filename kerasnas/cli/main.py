@@ -1,9 +1,9 @@
 """Runs `python -m kerasnas`: parses the flags, then searches (or `--show`s a project).
 
-The space and strategy flags are applied from the registries' declarations
-(`cli_flags` of the classes in `kerasnas.spaces.SPACES` and
-`kerasnas.oracles.STRATEGIES`), read when the command runs, so a class
-registered there gets its flags checked and applied here.
+The space and strategy flags are defined and applied from the registries'
+declarations (`cli_flags` of the classes in `kerasnas.spaces.SPACES` and
+`kerasnas.oracles.STRATEGIES`), read when the command parses its flags and
+runs, so a class registered there before then gets its flags here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from keras_tuner.engine import metrics_tracking
 from kerasnas import data, distributed
 from kerasnas._io import read_json
 from kerasnas.cli import flags as flag_definitions
+from kerasnas.cli import registry as registry_module
 from kerasnas.oracles import STRATEGIES, Halving
 from kerasnas.search import METADATA, Search
 from kerasnas.spaces import SPACES, SearchSpace
@@ -45,33 +46,32 @@ def _one_line(message: str) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
-def _given_flags(registry: Mapping[str, type]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The flags given that the registry's classes declare, each with its takers."""
-    for flag, users in flag_definitions.declarations(registry).items():
-        if FLAGS[flag].value is not None:
-            yield flag, users
+def _given_flags(
+    registry: Mapping[str, type],
+) -> Iterator[tuple[str, registry_module.Flag, dict[str, registry_module.Flag]]]:
+    """The flags given that the registry's classes declare: name, definition and takers."""
+    for flag, users in registry_module.declarations(registry).items():
+        if flag in FLAGS and FLAGS[flag].value is not None:
+            yield flag, registry_module.definition(registry, flag, users), users
 
 
-def _argument(flag: str, target: tuple[str, int]) -> tuple[str, Any]:
+def _argument(
+    flag: str, spec: registry_module.Flag, declaration: registry_module.Flag
+) -> tuple[str, Any]:
     """The constructor argument that a given flag sets, and its value."""
-    argument, offset = target
-    value = FLAGS[flag].value
-    convert = flag_definitions.CONVERSIONS.get(flag)
-    if convert is not None:
-        value = convert(value)
-    return argument, value + offset if offset else value
+    return registry_module.argument_value(declaration, spec, FLAGS[flag].value)
 
 
 def space_from_flags() -> SearchSpace:
     """The space that the space flags describe (its shape and classes come from the data)."""
     space = FLAGS.space
     kwargs: dict[str, Any] = {}
-    for flag, users in _given_flags(SPACES):
+    for flag, spec, users in _given_flags(SPACES):
         if space not in users:
             raise UsageError(
                 f"--{flag} does not apply to --space={space} (only to {', '.join(users)})."
             )
-        argument, value = _argument(flag, users[space])
+        argument, value = _argument(flag, spec, users[space])
         kwargs[argument] = value
     try:
         return SPACES[space](**kwargs)
@@ -83,15 +83,22 @@ def strategy_kwargs() -> dict[str, Any]:
     """The oracle arguments that the strategy flags set."""
     strategy = FLAGS.strategy
     kwargs = {}
-    for flag, users in _given_flags(STRATEGIES):
+    for flag, spec, users in _given_flags(STRATEGIES):
         if strategy not in users:
             raise UsageError(
                 f"--{flag} applies to --strategy={'|'.join(users)} only, not to "
                 f"--strategy={strategy}."
             )
-        argument, value = _argument(flag, users[strategy])
+        argument, value = _argument(flag, spec, users[strategy])
         kwargs[argument] = value
     if FLAGS.halving_eta is not None:
+        able = flag_definitions.halving_strategies()
+        if strategy not in able:
+            raise UsageError(
+                f"--halving_eta does not apply to --strategy={strategy}: its trials are not "
+                "architectures trained from scratch that a checkpoint can continue. Use "
+                f"--strategy={'|'.join(able)}."
+            )
         try:
             kwargs["halving"] = Halving(FLAGS.epochs, FLAGS.halving_min_epochs, FLAGS.halving_eta)
         except ValueError as err:
@@ -395,6 +402,10 @@ def main(argv: Sequence[str]) -> int:
 def parse_flags(argv: Sequence[str]) -> list[str]:
     """Parses the command line into `FLAGS` (`--flagfile` included).
 
+    First it defines the flags of the spaces and strategies registered by now
+    (`kerasnas.cli.flags.define_flags`), so a class registered at run time is
+    a `--space` or `--strategy` choice with its own flags.
+
     A bad value exits with status 2 and one line on stderr, instead of absl's
     usage dump and status 1; the help flags exit with status 0.
 
@@ -404,6 +415,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     Returns:
         The arguments that are not flags, the program name first.
     """
+    flag_definitions.define_flags()
     try:
         return FLAGS(list(argv))
     except flags.Error as err:
@@ -423,7 +435,9 @@ def run(argv: Sequence[str] | None = None) -> None:
     if main_module is not None and not getattr(main_module, "__doc__", None):
         # absl's --help prints the main module's docstring (a console script has none).
         main_module.__doc__ = sys.modules[__package__].__doc__
-    # --help lists the key flags of the main module: make the kerasnas flags its key flags.
+    # --help lists the key flags of the main module: make the kerasnas flags its key flags
+    # (the registries' flags included, as they are now).
+    flag_definitions.define_flags()
     for flag in FLAGS.get_flags_for_module(flag_definitions.__name__):
         FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     try:

@@ -15,6 +15,7 @@ from keras_tuner.engine import trial as trial_module
 
 from kerasnas import proxies
 from kerasnas.architecture import Architecture
+from kerasnas.cli.registry import Flag
 from kerasnas.errors import OutOfSpaceError
 from kerasnas.oracles._predictor import EnsemblePredictor
 from kerasnas.oracles.base import NasOracle, SearchContext
@@ -98,7 +99,14 @@ class BananasOracle(NasOracle):
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
-    cli_flags = {"bananas_proxies": "proxy_features"}
+    cli_flags = {
+        "bananas_proxies": Flag(
+            "proxy_features",
+            type=list,
+            help="Comma-separated zero-cost proxies given to the predictor beside the "
+            f"encoding, among {', '.join(proxies.PROXIES)} (e.g. naswot,flops)",
+        )
+    }
 
     def __init__(
         self,

@@ -163,10 +163,13 @@ class NasOracle(StoredOracle):
                 f"Received: {halving!r}."
             )
         if halving is not None and not self.supports_halving:
+            from kerasnas.oracles import STRATEGIES  # The registry imports this module.
+
+            able = [name for name, cls in STRATEGIES.items() if cls.supports_halving]
             raise ValueError(
                 f"{type(self).__name__} cannot run with halving: its trials are not "
                 "architectures trained from scratch that a checkpoint can continue. Use it "
-                "with 'random', 'grid', 'evolution', 'controller', 'local' or 'bananas'."
+                f"with one of {able}."
             )
         #: The schedule composed with the strategy: asked for a due trial (a promotion)
         #: before the strategy's `populate_space` is asked for a new architecture.

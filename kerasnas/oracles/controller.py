@@ -19,6 +19,7 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas.architecture import Architecture, Scalar
+from kerasnas.cli.registry import Flag
 from kerasnas.errors import CorruptStoreError
 from kerasnas.oracles.base import NasOracle
 from kerasnas.policy import LSTMPolicy, PolicyConfig, takes_policy_settings
@@ -77,7 +78,14 @@ class ControllerOracle(NasOracle):
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
-    cli_flags = {"controller_algorithm": "algorithm", "controller_batch_size": "batch_size"}
+    cli_flags = {
+        "controller_algorithm": Flag(
+            "algorithm", type=str, choices=("reinforce", "ppo"), help="Policy-gradient algorithm"
+        ),
+        "controller_batch_size": Flag(
+            "batch_size", type=int, lower_bound=1, help="Architectures per policy update"
+        ),
+    }
 
     @takes_policy_settings
     def __init__(

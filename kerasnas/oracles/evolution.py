@@ -6,6 +6,7 @@ from typing import Any
 
 from keras_tuner.engine import trial as trial_module
 
+from kerasnas.cli.registry import Flag
 from kerasnas.oracles.base import NasOracle
 from kerasnas.spaces.base import SearchSpace
 
@@ -42,7 +43,17 @@ class EvolutionOracle(NasOracle):
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
-    cli_flags = {"population_size": "population_size", "sample_size": "sample_size"}
+    cli_flags = {
+        "population_size": Flag(
+            "population_size", type=int, lower_bound=2, help="Population size P"
+        ),
+        "sample_size": Flag(
+            "sample_size",
+            type=int,
+            lower_bound=1,
+            help="Tournament size S, at most --population_size",
+        ),
+    }
 
     def __init__(
         self, space: SearchSpace, population_size: int = 20, sample_size: int = 5, **kwargs: Any

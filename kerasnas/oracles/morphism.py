@@ -11,6 +11,7 @@ import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from kerasnas.architecture import Architecture
+from kerasnas.cli.registry import Flag
 from kerasnas.morph import bayesian, inherit, lineage, transforms
 from kerasnas.morph import graph as graph_module
 from kerasnas.morph.channels import MorphError
@@ -21,6 +22,34 @@ from kerasnas.spaces.base import SearchSpace
 from kerasnas.spaces.nasnet import DEFAULT_OPS
 
 MODES = ("bayesian", "hill_climb")
+
+
+#: The command-line flags of `MorphismOracle` (its `cli_flags`; see kerasnas.cli.registry).
+CLI_FLAGS = {
+    "morphism_mode": Flag(
+        "mode",
+        type=str,
+        choices=MODES,
+        help="bayesian (Auto-Keras: GP with an edit-distance kernel) or hill_climb (NASH)",
+    ),
+    "morphism_max_ops": Flag(
+        "max_ops", type=int, lower_bound=1, help="Most ops between parent and child"
+    ),
+    "max_params": Flag(
+        "max_params",
+        type=int,
+        lower_bound=1,
+        default_text="no limit",
+        help="No network with more parameters",
+    ),
+    "max_layers": Flag(
+        "max_layers",
+        type=int,
+        lower_bound=1,
+        default_text="no limit",
+        help="No network with more convolution and dense layers",
+    ),
+}
 
 
 class MorphismOracle(NasOracle):
@@ -88,12 +117,7 @@ class MorphismOracle(NasOracle):
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
-    cli_flags = {
-        "morphism_mode": "mode",
-        "morphism_max_ops": "max_ops",
-        "max_params": "max_params",
-        "max_layers": "max_layers",
-    }
+    cli_flags = CLI_FLAGS
 
     needs_runner, supports_halving = True, False  # Children grow in `model_for_trial`.
 

@@ -12,6 +12,7 @@ from keras_tuner.engine import trial as trial_module
 
 from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture
+from kerasnas.cli.registry import Flag
 from kerasnas.oneshot.initial import load_candidate
 from kerasnas.oracles.base import NasOracle, SearchContext, TrialContext
 from kerasnas.plan import TrialPlan
@@ -20,6 +21,45 @@ from kerasnas.spaces.base import SearchSpace
 INITS = ("scratch", "supernet")
 
 log = logging.getLogger(__name__)
+
+
+#: The command-line flags of `OneShotOracle` and its subclasses (their `cli_flags`; see
+#: kerasnas.cli.registry).
+CLI_FLAGS = {
+    "supernet_epochs": Flag(
+        "supernet_epochs",
+        type=int,
+        lower_bound=1,
+        default_text="enough for 300,000 examples, at least 10",
+        help="Passes of supernet training",
+    ),
+    "retrain_epochs": Flag(
+        "retrain_epochs",
+        type=int,
+        lower_bound=1,
+        default_text="--epochs",
+        help="Training epochs of each trial",
+    ),
+    "init": Flag(
+        "init",
+        type=str,
+        choices=("scratch", "supernet"),
+        help="Trials train from fresh weights or from the supernet's",
+    ),
+    "num_candidates": Flag(
+        "num_candidates",
+        type=int,
+        lower_bound=1,
+        help="Architectures the supernet ranks, at least --max_trials",
+    ),
+    "oneshot_rank_by": Flag(
+        "rank_by",
+        type=str,
+        choices=("loss", "accuracy"),
+        help="What uniform, SPOS and ENAS rank candidates by: one-shot validation loss "
+        "(lowest first) or accuracy",
+    ),
+}
 
 
 class OneShotOracle(NasOracle):
@@ -90,13 +130,7 @@ class OneShotOracle(NasOracle):
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set
     #: (inherited by the SPOS, ENAS, DARTS and GDAS oracles).
-    cli_flags = {
-        "supernet_epochs": "supernet_epochs",
-        "retrain_epochs": "retrain_epochs",
-        "init": "init",
-        "num_candidates": "num_candidates",
-        "oneshot_rank_by": "rank_by",
-    }
+    cli_flags = CLI_FLAGS
 
     # The supernet is trained in `prepare`, which only kerasnas's trial runner calls,
     # and it ranks candidates by their accuracy on validation data.

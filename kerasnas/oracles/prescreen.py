@@ -12,6 +12,7 @@ import numpy as np
 from kerasnas import proxies
 from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture
+from kerasnas.cli.registry import Flag
 from kerasnas.oracles.base import NasOracle, SearchContext
 from kerasnas.proxies.architectures import first_examples, score_architecture
 from kerasnas.spaces.base import SearchSpace
@@ -55,7 +56,17 @@ class PrescreenOracle(NasOracle):
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
-    cli_flags = {"prescreen_pool": "pool_size", "prescreen_proxy": "proxy"}
+    cli_flags = {
+        "prescreen_pool": Flag(
+            "pool_size", type=int, lower_bound=1, help="Architectures scored untrained"
+        ),
+        "prescreen_proxy": Flag(
+            "proxy",
+            type=str,
+            choices=("vote", *proxies.PROXIES),
+            help="The zero-cost proxy that ranks the pool (vote: the mean rank of several)",
+        ),
+    }
 
     needs_runner = True  # The pool is scored in `prepare`, which the runner calls.
 

@@ -9,6 +9,7 @@ import keras
 from keras import layers
 
 from kerasnas.architecture import Architecture, Scalar
+from kerasnas.cli.registry import Flag
 from kerasnas.errors import OutOfSpaceError
 from kerasnas.spaces import ops as ops_module
 from kerasnas.spaces.base import ChoiceSpace, Decision, classifier_head
@@ -45,7 +46,17 @@ class MacroSpace(ChoiceSpace):
     """
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
-    cli_flags = {"filters": "init_channels", "stages": "stages", "learning_rate": "learning_rate"}
+    cli_flags = {
+        "filters": "init_channels",
+        "stages": Flag(
+            "stages",
+            type=list,
+            item=int,
+            lower_bound=1,
+            help="Comma-separated searchable layers per stage",
+        ),
+        "learning_rate": "learning_rate",
+    }
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ import numpy as np
 from keras import layers
 
 from kerasnas.architecture import Architecture, Cell, Scalar
+from kerasnas.cli.registry import Flag, positive
 from kerasnas.errors import OutOfSpaceError
 from kerasnas.spaces import ops as ops_module
 from kerasnas.spaces.base import Decision, SearchSpace, classifier_head
@@ -61,13 +62,31 @@ class NASNetSpace(SearchSpace):
 
     #: Command-line flags (`python -m kerasnas`) -> the constructor arguments they set.
     cli_flags = {
-        "num_blocks": "num_blocks",
-        "num_cells": "num_cells",
-        "num_reductions": "num_reductions",
-        "filters": "filters",
-        "stem_strides": "stem_strides",
-        "ops": "ops",
-        "learning_rate": "learning_rate",
+        "num_blocks": Flag("num_blocks", type=int, lower_bound=1, help="Blocks per cell"),
+        "num_cells": Flag("num_cells", type=int, lower_bound=1, help="Cells per stage"),
+        "num_reductions": Flag(
+            "num_reductions",
+            type=int,
+            lower_bound=0,
+            help="Resolution reductions (stages - 1)",
+        ),
+        "filters": Flag("filters", type=int, lower_bound=1, help="Width of the first stage"),
+        "stem_strides": Flag(
+            "stem_strides",
+            type=int,
+            lower_bound=1,
+            upper_bound=2,
+            help="Stem strides: 1, or 2 to halve the resolution before the cells",
+        ),
+        "ops": Flag(
+            "ops",
+            type=list,
+            check=ops_module.check_ops,
+            help=f"Comma-separated cell ops to choose from, among {', '.join(ops_module.OPS)}",
+        ),
+        "learning_rate": Flag(
+            "learning_rate", type=float, check=positive, help="Adam learning rate of the models"
+        ),
     }
 
     def __init__(
