@@ -97,6 +97,20 @@ def test_resume_with_another_space_is_refused(tmp_path):
     assert len(make_search(tmp_path, "p").results()) == 1  # The store is intact.
 
 
+def test_resume_with_other_training_settings_is_refused(tmp_path):
+    # Trials of 1 and 2 epochs would be ranked together: a score's meaning changed.
+    (x, y), (xv, yv) = tiny.digits(train=100, val=50)
+    make_search(tmp_path, "p", max_trials=1).fit(x, y, validation_data=(xv, yv), epochs=1)
+    again = make_search(tmp_path, "p", max_trials=2)
+    with pytest.raises(ValueError, match=r"another training(.|\n)*epochs.: 1(.|\n)*epochs.: 2"):
+        again.fit(x, y, validation_data=(xv, yv), epochs=2)
+    with pytest.raises(ValueError, match="another training"):
+        again.fit(x, y, validation_data=(xv, yv), epochs=1, batch_size=16)
+    assert len(make_search(tmp_path, "p").results()) == 1  # The store is intact.
+    again.fit(x, y, validation_data=(xv, yv), epochs=1)  # The same settings resume it.
+    assert len(again.results()) == 2
+
+
 def test_tf_data_input(tmp_path):
     import tensorflow as tf
 

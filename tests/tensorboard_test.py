@@ -6,6 +6,7 @@ trial's values (kerasnas decision names such as `normal/block_0/op_a`). The even
 read back the way TensorBoard reads them.
 """
 
+import json
 import os
 
 import keras
@@ -14,7 +15,6 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 import kerasnas as kn
-from kerasnas.morph import lineage
 from tests import tiny
 
 
@@ -74,6 +74,8 @@ def test_tensorboard_logs_hparams_of_kerasnas_trials(tmp_path):
         values, group, status = _hparams(run)
         expected = trial.hyperparameters.values
         assert "normal/block_0/op_a" in values and "reduction/block_1/input_b" in values
+        # The decisions, and the network's hash (report-only: not a trial value).
+        assert values.pop("network") == search.oracle.network_hash(trial)
         assert values == {k: (float(v) if isinstance(v, int) else v) for k, v in expected.items()}
         assert group == trial.trial_id
         assert status == 1  # STATUS_SUCCESS
@@ -85,11 +87,12 @@ def test_tensorboard_logs_hparams_of_kerasnas_trials(tmp_path):
 def test_tensorboard_hparams_carry_a_morphism_childs_lineage(tmp_path):
     search, logs = _run(tmp_path, tiny.fast_space(), strategy="morphism", initial_trials=1)
     child = search.oracle.trials["1"]
-    assert lineage.grown(child.hyperparameters.values)
+    plan = search.oracle.plan("1")
+    assert plan.lineage.ops
     values, _, _ = _hparams(os.path.join(logs, "1", "execution0"))
-    # The lineage is not a declared hyperparameter; without it the child looked like its root.
-    for key in lineage.KEYS:
-        expected = child.hyperparameters.values[key]
-        assert values[key] == (float(expected) if isinstance(expected, int) else expected)
     root, _, _ = _hparams(os.path.join(logs, "0", "execution0"))
-    assert root[lineage.OPS] == "[]" and values[lineage.OPS] != "[]"
+    # The child's values are its root's; its network hash and its plan tell it apart.
+    decisions = {k: v for k, v in root.items() if k != "network"}
+    assert {k: v for k, v in values.items() if k not in ("network", "plan")} == decisions
+    assert values["network"] == search.oracle.network_hash(child) != root["network"]
+    assert json.loads(values["plan"]) == plan.to_config() and "plan" not in root

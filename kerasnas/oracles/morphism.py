@@ -366,7 +366,8 @@ def _check_space(space: SearchSpace) -> None:
         raise ValueError(
             f"MorphismOracle cannot search a {type(space).__name__}: kerasnas.morph does not "
             "transform its models. Search it with 'random', 'grid', 'evolution', 'local', "
-            "'bananas' or 'controller', or search a ChainSpace or a NASNetSpace with morphism."
+            "'bananas' or 'controller', or search a ChainSpace, a NASNetSpace or a "
+            "ConvNetSpace with morphism."
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -180,6 +181,7 @@ class Search(SearchResults, FinalModel):
         Returns:
             The `Search`, for chaining.
         """
+        started = time.perf_counter()  # The time budget counts from here.
         with report.quiet(not self.verbose):
             split, fit_kwargs = options.check_fit_arguments(fit_kwargs)
             if self.evaluator is not None:
@@ -213,6 +215,7 @@ class Search(SearchResults, FinalModel):
             seed = 0 if self.seed is None else self.seed
             x, val = inputs.datasets(batch_size, seed)
             kwargs: dict[str, Any] = dict(fit_kwargs, epochs=epochs, verbose=verbose)
+            kwargs["started"] = started
             kwargs.update(callbacks=list(callbacks or []), shuffle=False)  # Pipelines shuffle.
             if val is not None:
                 kwargs["validation_data"] = val
@@ -221,7 +224,14 @@ class Search(SearchResults, FinalModel):
                 x = recipe.augment(x, seed=seed)
             if recipe is not None:
                 kwargs.update(recipe=recipe, steps_per_epoch=steps)
+            training = {
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "recipe": None if recipe is None else recipe.to_config(),
+            }
             with self._writing() as tuner:
+                if not distributed.is_worker():
+                    self.project.check_training(training)
                 self._run_search(tuner, x, **kwargs)
         return self
 

@@ -100,20 +100,22 @@ class Project:
         stored_space = stored["space"]
         if not space.is_configured:
             space.configure(stored_space["input_shape"], stored_space["num_classes"])
-        record = {**record, "space": space.get_config()}
-        differ = [k for k in record if k in stored and stored[k] != record[k]]
-        if differ:
-            lines = "".join(
-                f"\n  {k}: stored {_show(stored[k])}\n  {' ' * len(k)}  now    {_show(record[k])}"
-                for k in differ
-            )
-            raise ValueError(
-                f"The project {self.path} was searched with another "
-                f"{' and '.join(differ)}, so its trials cannot be compared with this "
-                f"search's:{lines}\nUse the same settings to resume it, or pass "
-                "overwrite=True (deletes its trials) or another project_name to start afresh."
-            )
+        _check_same(self, stored, {**record, "space": space.get_config()})
         return stored
+
+    def check_training(self, training: dict[str, Any]) -> None:
+        """Checks that a `fit` trains its trials as the project's earlier trials trained
+        (epochs, batch size, recipe: what a score means), and stores it the first time.
+
+        Raises:
+            ValueError: listing what differs, stored and now, and the ways out.
+        """
+        training = json.loads(json.dumps(training))  # As stored: tuples become lists.
+        stored = self.read()
+        if "training" in stored:
+            _check_same(self, {"training": stored["training"]}, {"training": training})
+        else:
+            self.write({**stored, "training": training})
 
     def clear(self) -> None:
         """Deletes what the project holds, except its lock (for `overwrite=True`)."""
@@ -168,6 +170,23 @@ class Project:
             return holder if isinstance(holder, dict) else None
         except (OSError, ValueError):
             return None
+
+
+def _check_same(project: Project, stored: dict[str, Any], record: dict[str, Any]) -> None:
+    """Raises ValueError when an entry of `record` differs from the stored one."""
+    differ = [k for k in record if k in stored and stored[k] != record[k]]
+    if not differ:
+        return
+    lines = "".join(
+        f"\n  {k}: stored {_show(stored[k])}\n  {' ' * len(k)}  now    {_show(record[k])}"
+        for k in differ
+    )
+    raise ValueError(
+        f"The project {project.path} was searched with another "
+        f"{' and '.join(differ)}, so its trials cannot be compared with this "
+        f"search's:{lines}\nUse the same settings to resume it, or pass "
+        "overwrite=True (deletes its trials) or another project_name to start afresh."
+    )
 
 
 def _show(value: Any) -> str:

@@ -100,6 +100,7 @@ class TrainedEvaluator:
             with Heartbeat(runner.oracle, trial.trial_id, runner.heartbeat, runner.is_worker()):
                 histories, context = runner.fit_trial(trial, plan, kwargs)
             train_time = time.perf_counter() - start
+            runner.training_ended(deadline)
             check_histories(histories, runner.oracle.objective)
             model = context.model
             needs_latency = LATENCY in objective_inputs(runner.oracle.objective)

@@ -188,22 +188,37 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 class DeadlineStop(keras.callbacks.Callback):
-    """Stops a training after the batch at which `seconds_left()` reaches 0.
+    """Stops a training after the batch at which the time left no longer covers what
+    must still run: the stopped epoch's validation pass and `margin()` seconds.
 
     The stopped epoch still ends as Keras ends an epoch (its validation pass,
     the checkpoint of the best epoch), so the trial keeps and reports its best
-    epoch so far. keras-tuner deep-copies a trial's callbacks: this one is
-    shared instead, so that the runner can read `stopped_in_epoch` afterwards.
+    epoch so far; the callback times the validation passes it sees and keeps
+    the longest free before the deadline. keras-tuner deep-copies a trial's
+    callbacks: this one is shared instead, so that the runner can read
+    `stopped_in_epoch` and `validation_seconds` afterwards.
 
     Args:
         seconds_left: Seconds left before the deadline, when called.
+        margin: Seconds to keep free after the training ends (e.g. the work
+            after a trial), when called. Defaults to none.
+        validation_seconds: The expected seconds of a validation pass, before
+            one has been timed. Defaults to 0.
     """
 
-    def __init__(self, seconds_left: Callable[[], float]):
+    def __init__(
+        self,
+        seconds_left: Callable[[], float],
+        margin: Callable[[], float] | None = None,
+        validation_seconds: float = 0.0,
+    ):
         super().__init__()
         self.seconds_left = seconds_left
+        self.margin = margin or (lambda: 0.0)
+        self.validation_seconds = float(validation_seconds)
         self.stopped_in_epoch: int | None = None  # 1-based, once stopped.
         self._epoch = 0
+        self._test_start: float | None = None
 
     def __deepcopy__(self, memo: dict) -> DeadlineStop:
         return self
@@ -211,7 +226,18 @@ class DeadlineStop(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
 
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        if self._test_start is not None:
+            seconds = time.perf_counter() - self._test_start
+            self.validation_seconds = max(self.validation_seconds, seconds)
+            self._test_start = None
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.stopped_in_epoch is None and self.seconds_left() <= 0:
+        if self.stopped_in_epoch is not None:
+            return
+        if self.seconds_left() <= self.validation_seconds + self.margin():
             self.stopped_in_epoch = self._epoch + 1
             self.model.stop_training = True

@@ -13,6 +13,8 @@ counted against the budget. See docs/architecture.md.
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 import logging
 import os
 import time
@@ -50,6 +52,9 @@ from kerasnas.training.pacing import DeadlineStop
 from kerasnas.training.workers import IdleWaitingClient
 
 log = logging.getLogger(__name__)
+
+#: Seconds kept free at the end of a time budget for the search's last words (its table).
+END_SECONDS = 1.0
 
 __all__ = ["CUT_SHORT", "INHERITED", "LATENCY", "PARAMS", "TRAIN_TIME", "NasTuner", "TrialBuild"]
 
@@ -208,6 +213,12 @@ class NasTuner(keras_tuner.Tuner):
         self._search_start = time.perf_counter()
         # What the search trains with: `search(recipe=, steps_per_epoch=)`.
         self._training = (recipe, 1)
+        # Seconds the time budget keeps free before a trial's deadline: the longest
+        # validation pass, and the longest work after a training (scoring, store,
+        # progress line), measured in this run.
+        self.validation_seconds = 0.0
+        self._after_training = 0.0
+        self._training_ended: float | None = None
 
     def is_worker(self) -> bool:
         """Whether this runner is a worker of a chief (in chief/worker mode)."""
@@ -280,6 +291,21 @@ class NasTuner(keras_tuner.Tuner):
         model = self._build(context)
         return self.hypermodel.fit(trial.hyperparameters, model, *args, **kwargs)
 
+    def _configure_tensorboard_dir(
+        self, callbacks: list, trial: trial_module.Trial, execution: int = 0
+    ) -> None:
+        # TensorBoard's HParams get the architecture's decisions and, to tell apart trials
+        # of one architecture (a morphism child and its root, halving's rungs), the
+        # network's hash and the trial's plan: report-only values, not trial values.
+        hp = trial.hyperparameters.copy()
+        hp.Fixed("network", self.network_hash(trial))
+        plan = self.plan(trial)
+        if plan:
+            hp.Fixed("plan", json.dumps(plan.to_config(), sort_keys=True))
+        shown = copy.copy(trial)
+        shown.hyperparameters = hp
+        super()._configure_tensorboard_dir(callbacks, shown, execution)
+
     def load_model(self, trial: trial_module.Trial) -> keras.Model:
         """The trained model of a finished trial (weights of its best epoch)."""
         if not self.evaluator.trains:
@@ -325,22 +351,25 @@ class NasTuner(keras_tuner.Tuner):
         *fit_args: Any,
         recipe: Recipe | None = None,
         steps_per_epoch: int = 1,
+        started: float | None = None,
         **fit_kwargs: Any,
     ) -> None:
         """Runs the search: each trial's `model.fit` takes `fit_args` and `fit_kwargs`
         (the training data first), its model compiled with `recipe` (default: the
-        runner's) laid out over `steps_per_epoch`."""
+        runner's) laid out over `steps_per_epoch`. `started` is the `time.perf_counter()`
+        at which the caller's search began (the time budget counts from it; default now).
+        """
         self._training = (recipe if recipe is not None else self.recipe, steps_per_epoch)
         x = fit_args[0] if fit_args else fit_kwargs.get("x")
-        self._begin(x, fit_kwargs.get("validation_data"))
+        self._begin(x, fit_kwargs.get("validation_data"), started)
         with self.evaluator.session(self):
             super().search(*fit_args, **fit_kwargs)
 
     def on_search_begin(self) -> None:
         pass  # `search` began it, with the data (`_begin`); keras-tuner's chief skips this.
 
-    def _begin(self, x: Any, validation_data: Any) -> None:
-        self._search_start = time.perf_counter()
+    def _begin(self, x: Any, validation_data: Any, started: float | None = None) -> None:
+        self._search_start = time.perf_counter() if started is None else started
         # Only the chief holds the trials (a worker's oracle is a gRPC client).
         worker = self._is_worker()
         self._time_before = 0.0 if worker else sum(trial_times(self.oracle)) + self._prepare_seconds
@@ -364,19 +393,30 @@ class NasTuner(keras_tuner.Tuner):
         return self._time_before + (time.perf_counter() - self._search_start)
 
     def deadline(self) -> DeadlineStop | None:
-        """A callback that stops a trial's training when the budget (less `reserve`) ends."""
+        """A callback that stops a trial's training in time for the search to end with the
+        budget (less `reserve`): after its validation pass and the work after a trial."""
         if self.time_budget is None or self._is_worker():
             return None
         left = self.time_budget - self.reserve
-        return DeadlineStop(lambda: left - self.time_used())
+        return DeadlineStop(
+            lambda: left - self.time_used(),
+            margin=lambda: self._after_training + END_SECONDS,
+            validation_seconds=self.validation_seconds,
+        )
+
+    def training_ended(self, deadline: DeadlineStop | None) -> None:
+        """Called by the evaluator when a trial's training ends (timing what follows)."""
+        self._training_ended = time.perf_counter()
+        if deadline is not None:
+            self.validation_seconds = max(self.validation_seconds, deadline.validation_seconds)
 
     def pre_create_trial(self) -> None:
         max_time = self.evaluator.max_time
         if not self._is_worker() and (max_time is not None or self.time_budget is not None):
             times = trial_times(self.oracle)
-            reason = search_stop_reason(
-                times, self.time_used(), max_time, self.time_budget, self.reserve
-            )
+            # A trial also needs the work after its training, and the search its last words.
+            used = self.time_used() + (self._after_training + END_SECONDS) * bool(times)
+            reason = search_stop_reason(times, used, max_time, self.time_budget, self.reserve)
             if reason is not None:
                 self.oracle.request_stop(reason)
 
@@ -396,6 +436,10 @@ class NasTuner(keras_tuner.Tuner):
         finally:
             if self.progress:
                 log.info(report.progress_line(self, self.oracle.get_trial(trial.trial_id)))
+            if self._training_ended is not None:
+                after = time.perf_counter() - self._training_ended
+                self._after_training = max(self._after_training, after)
+                self._training_ended = None
 
     def network_hash(self, trial: trial_module.Trial) -> str:
         """The hash of the network a trial trains, as its strategy names it."""
