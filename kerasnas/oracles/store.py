@@ -64,7 +64,11 @@ class StoredOracle(keras_tuner.Oracle):
         return state
 
     def set_state(self, state: dict) -> None:
-        super().set_state({**DERIVED_STATE, **state})
+        state = {**DERIVED_STATE, **state}
+        if isinstance(state.get("ongoing_trials"), dict):  # Not those whose folder is gone.
+            ongoing = state["ongoing_trials"].items()
+            state["ongoing_trials"] = {k: t for k, t in ongoing if t in self.trials}
+        super().set_state(state)
 
     @property
     def plans(self) -> dict[str, TrialPlan]:
@@ -80,13 +84,31 @@ class StoredOracle(keras_tuner.Oracle):
         if found is None:
             if getattr(self, "_project_dir", None) is None:  # An oracle with no store.
                 return plan_module.NONE
-            found = plan_module.read(self._get_trial_dir(trial_id))
+            found = plan_module.read(self.trial_path(trial_id))
             self.plans[trial_id] = found
         return found
 
+    def trial_path(self, trial_id: str) -> str:
+        """The folder of a trial (keras-tuner's `_get_trial_dir` also creates it)."""
+        return os.path.join(self._project_dir, f"trial_{trial_id}")
+
     def next_trial_id(self) -> str:
-        """The id of the next trial (keras-tuner's: its number, zero-padded)."""
-        return f"{{:0{len(str(self.max_trials))}d}}".format(len(self.trials))
+        """The id of the next trial (keras-tuner's: its number, zero-padded). It never
+        reuses the id of a trial the store holds or lost, nor a folder that exists."""
+        used = [int(t) + 1 for t in (*self.trials, *self.lost_trials) if t.isdigit()]
+        number = max([len(self.trials), *used])
+        while True:
+            trial_id = f"{{:0{len(str(self.max_trials))}d}}".format(number)
+            if getattr(self, "_project_dir", None) is None:
+                return trial_id
+            if not os.path.exists(self.trial_path(trial_id)):
+                return trial_id
+            number += 1
+
+    @property
+    def lost_trials(self) -> list[str]:
+        """The ids of trials whose folders were found missing when the store was read."""
+        return self.__dict__.setdefault("_lost", [])
 
     def start_trial(
         self, tuner_id: str, values: dict, plan: TrialPlan = plan_module.NONE
@@ -233,6 +255,7 @@ class StoredOracle(keras_tuner.Oracle):
                 len(self.trials),
             )
             self._draws = len(self.trials)  # A random sequence not replayed from its start.
+        self._forget_lost_trials()
         # Reconcile with the trial files, which are written before the oracle state: a
         # trial whose file says it finished is kept (the process died between the two
         # writes); every other trial (running when the process stopped) runs again.
@@ -252,6 +275,30 @@ class StoredOracle(keras_tuner.Oracle):
                     self._retry_queue.remove(trial_id)
             elif trial_id not in self._retry_queue:
                 self._retry_queue.append(trial_id)
+
+    def _forget_lost_trials(self) -> None:
+        """Drops the trials the state names (or the ids skip) whose folders are gone, and
+        says so: their results are lost, their ids are never given again."""
+        known = {*self.start_order, *self.end_order, *self._retry_queue}
+        numbers = {int(t) for t in self.trials if t.isdigit()}
+        gaps = {str(n) for n in range(max(numbers, default=-1)) if n not in numbers}
+        by_number = {int(t): t for t in known if t.isdigit()}
+        lost = {t for t in known if t not in self.trials}
+        lost |= {by_number.get(int(g), g) for g in gaps}
+        self.lost_trials[:] = sorted(lost, key=lambda t: (int(t) if t.isdigit() else -1, t))
+        if not lost:
+            return
+        self.start_order = [t for t in self.start_order if t not in lost]
+        self.end_order = [t for t in self.end_order if t not in lost]
+        self._retry_queue = [t for t in self._retry_queue if t not in lost]
+        folders = ", ".join(self.trial_path(t) for t in self.lost_trials)
+        log.warning(
+            "the folders of trials %s are missing (%s): their results are lost; the search "
+            "goes on without them and never reuses their ids. Restore the folders from a "
+            "backup to keep them.",
+            ", ".join(self.lost_trials),
+            folders,
+        )
 
     def _check_last_failures(self) -> None:
         """keras-tuner's limit on failures in a row, checked on the latest finished trials.

@@ -17,12 +17,15 @@ from kerasnas.training.runner import INHERITED, PARAMS, TRAIN_TIME
 
 COMPLETED = trial_module.TrialStatus.COMPLETED
 FAILED = trial_module.TrialStatus.FAILED
+#: The status of a trial whose folder was found missing (its result is lost).
+MISSING = "MISSING"
 
 
 class TrialRecord(TypedDict):
     """What `Search.results()` tells of one trial (a plain dict, typed).
 
-    Keys: `trial_id`; `status` (keras-tuner's status name); `architecture`
+    Keys: `trial_id`; `status` (keras-tuner's status name, or `"MISSING"` for a
+    trial whose folder was found missing: its result is lost); `architecture`
     (JSON); `hash` (of the trial's network, as its strategy names it);
     `score` (the objective, None when the trial did not complete); `metrics`
     (best-epoch value by metric name); `params`; `train_time` (seconds);
@@ -66,6 +69,23 @@ def trial_record(
         "details": oracle.trial_details(trial) if nas else {},
     }
     return record
+
+
+def lost_record(trial_id: str, folder: str) -> TrialRecord:
+    """The record of a trial whose folder is missing (status `MISSING`)."""
+    return {
+        "trial_id": trial_id,
+        "status": MISSING,
+        "architecture": "",
+        "hash": "",
+        "score": None,
+        "metrics": {},
+        "params": None,
+        "train_time": None,
+        "message": f"The trial's folder {folder} is missing: its result is lost. Restore the "
+        "folder from a backup to keep it.",
+        "details": {},
+    }
 
 
 def completed(records: list[TrialRecord]) -> list[TrialRecord]:
@@ -152,7 +172,12 @@ class SearchResults:
         """
         self._ensure_loaded()
         trials = self.oracle.trials
-        return [trial_record(trials[i], self.space, self.oracle) for i in sorted(trials)]
+        records = [trial_record(trials[i], self.space, self.oracle) for i in sorted(trials)]
+        lost = getattr(self.oracle, "lost_trials", [])
+        if lost:
+            records += [lost_record(t, self.oracle.trial_path(t)) for t in lost]
+            records.sort(key=lambda r: (int(r["trial_id"]), r["trial_id"]))
+        return records
 
     def best_trials(self, k: int = 1) -> list[trial_module.Trial]:
         """The k best completed trials, best first."""
