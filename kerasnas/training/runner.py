@@ -47,9 +47,6 @@ log = logging.getLogger(__name__)
 PARAMS = "params"
 # Milliseconds per example at batch size 1, measured when an objective needs it.
 LATENCY = "latency"
-#: Seconds between the trial store's writes when trials are looked up in a table
-#: (`$KERASNAS_TABLE_WRITE_SECONDS` overrides it; 0 writes each trial as it changes).
-TABLE_WRITE_SECONDS = 1.0
 # The epoch in which the time budget stopped a trial's training (absent when it did not).
 CUT_SHORT = "cut_short"
 # 1 when a trial's network started from trained weights (a morphism parent's, a supernet's).
@@ -414,12 +411,11 @@ class NasTuner(keras_tuner.Tuner):
 
 def store_writes(runner: NasTuner) -> contextlib.AbstractContextManager:
     """Trials looked up in a table take microseconds, writing them to the store
-    milliseconds: such a search writes its store in batches, at most every second."""
+    milliseconds: such a search writes its store in batches (`StoredOracle.write_back`)."""
     write_back = getattr(runner.oracle, "write_back", None)  # kerasnas's trial store has it.
     if runner.evaluator is None or runner._is_worker() or write_back is None:
         return contextlib.nullcontext()
-    seconds = float(os.environ.get("KERASNAS_TABLE_WRITE_SECONDS", TABLE_WRITE_SECONDS))
-    return write_back(seconds)
+    return write_back()
 
 
 def release_trial_graphs(runner: NasTuner) -> None:
