@@ -152,9 +152,7 @@ TABLE_SEARCH = textwrap.dedent(
         answered = 0
 
         def evaluate(self, values, rng=None):
-            slow, hold = os.environ.get("SLOW"), os.environ.get("HOLD")
-            if slow and Held.answered == int(slow.split(":", 1)[0]):
-                time.sleep(float(slow.split(":", 1)[1]))  # The store is written after it.
+            hold = os.environ.get("HOLD")
             if hold and Held.answered == int(hold.split(":", 1)[0]):
                 open(hold.split(":", 1)[1], "w").close()
                 time.sleep(3600)  # Until the test kills this process.
@@ -182,17 +180,21 @@ def test_a_tabular_strategy_killed_mid_trial_resumes_as_if_uninterrupted(tmp_pat
     held = tmp_path / "held"
     args = [sys.executable, str(path), str(tmp_path), "parts", strategy, "10"]
     # Killed in the 7th trial: for bananas after its first predictor fit, mid-queue. The
-    # store is written in batches at most every 5 s: at the end of the 4th trial (its lookup
-    # takes 5.5 s), then not again before the kill, so the 5th and 6th trials are lost.
-    slow = env(HOLD=f"6:{held}", SLOW="3:5.5", KERASNAS_TABLE_WRITE_SECONDS="5")
-    proc = subprocess.Popen(args, env=slow, stderr=subprocess.PIPE)
+    # store is written in batches of 4 finished trials: at the end of the 4th trial, then
+    # not again before the kill, so the 5th and 6th trials are lost, whatever the timing.
+    batched = env(HOLD=f"6:{held}", KERASNAS_TABLE_WRITE_TRIALS="4")
+    proc = subprocess.Popen(args, env=batched, stderr=subprocess.PIPE)
     namespace = {"__name__": "table_search"}
     exec(TABLE_SEARCH, namespace)  # The uninterrupted search, here meanwhile.
     whole = namespace["run"](str(tmp_path), "whole", strategy, 10)
     try:
         wait_for(held.exists, 300, "the 7th trial", proc)
         before = statuses(tmp_path / "parts")  # Trial ids "00".."09".
-        assert [before[t][0] for t in sorted(before)] == ["COMPLETED"] * 4
+        assert {t: status for t, (status, _) in before.items()} == {
+            t: "COMPLETED" for t in ("00", "01", "02", "03")
+        }
+        with open(tmp_path / "parts" / "oracle.json") as f:
+            assert json.load(f)["end_order"] == ["00", "01", "02", "03"]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -6,6 +6,7 @@ import json
 import pytest
 
 import kerasnas as kn
+from kerasnas._io import read_json
 from tests import tiny
 from tests.local_test import hand_table, keys_of, search, six_layers
 
@@ -90,18 +91,23 @@ def test_write_back_batches_the_store_and_loses_nothing_at_its_end(tmp_path):
     oracle._set_project_dir(str(tmp_path), "p")
     oracle.verbose = 0
     project = tmp_path / "p"
-    with oracle.write_back(3600):
-        for _ in range(5):
+
+    def written():
+        return sorted(p.parent.name for p in project.glob("trial_*/trial.json"))
+
+    with oracle.write_back(2):  # Written each time 2 more trials have finished.
+        for i in range(5):
             trial = oracle.create_trial("t")
             oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+            assert len(written()) == 2 * (i // 2)  # Nothing is written as a trial starts,
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
             oracle.save()
-        # Nothing is written within the interval.
-        assert (
-            not list(project.glob("trial_*/trial.json")) and not (project / "oracle.json").exists()
-        )
-    assert len(list(project.glob("trial_*/trial.json"))) == 5  # All of it at the block's end,
+            # but the batch of trials and the state as each second one ends.
+            assert written() == [f"trial_{t}" for t in oracle.end_order[: 2 * ((i + 1) // 2)]]
+        assert read_json(str(project / "oracle.json"))["end_order"] == oracle.end_order[:4]
+    assert len(written()) == 5  # All of it at the block's end,
+    assert read_json(str(project / "oracle.json"))["end_order"] == oracle.end_order
     reloaded = kn.oracles.GridSearchOracle(space, max_trials=10, seed=0)
     reloaded._set_project_dir(str(tmp_path), "p")
     reloaded.reload()  # and it reads back as written, the next trial the sixth of the grid.
