@@ -61,14 +61,17 @@ print(f"{len(x)} training windows; the first: {text[:SEQ_LEN]!r}")
 # %% [markdown]
 # ## The search
 #
-# The space takes its vocabulary and window length from the data. Each trial trains a cell
+# The space takes its window length from the data, and its vocabulary (`num_classes`) from
+# the whole text: the validation text may hold characters that the training windows lack,
+# which `fit` refuses without it (as it refuses labels no trial can learn). Each trial trains a cell
 # for one epoch on part of the training windows; trials are ranked by validation bits per
 # character (the cross-entropy in bits; lower is better). Regularized evolution proposes
 # the cells.
 
 # %%
 TRAIN = 256 if QUICK else 4000
-space = kn.spaces.RNNCellSpace(num_nodes=3 if QUICK else 8, units=16 if QUICK else 64,
+space = kn.spaces.RNNCellSpace(num_classes=len(kn.data.vocabulary(text)),
+                               num_nodes=3 if QUICK else 8, units=16 if QUICK else 64,
                                learning_rate=2e-3)  # fmt: skip
 search = kn.Search(
     space,

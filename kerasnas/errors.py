@@ -48,5 +48,8 @@ class NotDownloadedError(ValueError):
 
     `kerasnas.data.load("tfds:NAME", download=False)` (and `"fashion_mnist"`
     without its IDX files, offline) raise it instead of tensorflow-datasets's
-    assertion.
+    assertion; `load("tfds:NAME")` raises it within seconds when the data must
+    be downloaded and there is no network (instead of tensorflow-datasets'
+    minutes of retries and a `ConnectionError`), naming the `data_dir` and how
+    to fetch the data elsewhere.
     """

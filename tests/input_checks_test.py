@@ -16,7 +16,7 @@ import kerasnas as kn
 from kerasnas import data
 from kerasnas.cli import parse_objective
 from kerasnas.data import checks
-from kerasnas.training.inputs import examine_inputs
+from kerasnas.training.inputs import check_fits_space, configure_space, examine_inputs
 from tests import tiny
 
 
@@ -209,3 +209,85 @@ def test_a_suspicious_direction_is_warned_about(tmp_path, capsys):
 def test_time_budget_of_a_wrong_type(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_search(tmp_path, **kwargs)
+
+
+# -- Every data shape the spaces take: images, sequences, token sequences (issue 29, item 2) --
+def tokens(n, steps=12, vocabulary=29, seed=0):
+    """Token sequences with one label per step (next-token prediction), as text: loads them."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, vocabulary, (n, steps)), rng.integers(0, vocabulary, (n, steps))
+
+
+def rnn(**kwargs):
+    return kn.spaces.RNNCellSpace(**{"num_nodes": 2, "units": 4, **kwargs})
+
+
+def test_validation_tokens_outside_the_training_vocabulary_are_refused(tmp_path):
+    (x, y), (xv, yv) = tokens(40), tokens(8, seed=1)
+    message = (
+        r"validation data: token 128, the largest of 28 such values \(100, 101, 102, [0-9, ]+"
+        r"\.\.\.\), was found, but the "
+        r"training tokens and labels run 0\.\.28 \(a vocabulary of 29\).*129 outputs.*shifted.*"
+        r"num_classes.*len\(kn\.data\.vocabulary"
+    )
+    space = rnn()
+    with pytest.raises(ValueError, match=message):
+        make_search(tmp_path, space=space).fit(x, y, validation_data=(xv, yv + 100), epochs=1)
+    assert space.input_shape is None and space.num_classes is None  # Left as it was.
+    with pytest.raises(ValueError, match=r"validation data: token 128 was found.*0\.\.28"):
+        make_search(tmp_path, space=rnn()).fit(
+            batched(x, y), validation_data=batched(xv, yv + 100), epochs=1
+        )
+    # With the space's num_classes (the vocabulary), tokens are checked against it.
+    with pytest.raises(ValueError, match=r"tokens and labels must lie in \[0, 29\).*128"):
+        make_search(tmp_path, space=rnn(num_classes=29)).fit(
+            x, y, validation_data=(xv, yv + 100), epochs=1
+        )
+    assert nothing_written(tmp_path)
+    # A vocabulary the validation text widens is accepted once it is the space's.
+    inputs = examine_inputs(x, y, (xv, yv + 100))
+    space = rnn(num_classes=129)
+    configure_space(space, inputs)
+    check_fits_space(space, inputs)
+    assert space.input_shape == (12,)
+
+
+def test_labels_must_be_of_the_kind_the_space_predicts(tmp_path):
+    (x, y), (xv, yv) = tokens(40), tokens(8, seed=1)
+    per_step = r"RNNCellSpace reads examples of shape \(12,\) as token sequences.*label per step"
+    # One label per token sequence: refused, not failed in every trial by Keras.
+    for train in ((x, y[:, 0]), (batched(x, y[:, 0]),)):
+        space = rnn()
+        with pytest.raises(ValueError, match=f"training data: {per_step}.*x\\[..., None\\]"):
+            make_search(tmp_path, space=space).fit(*train, epochs=1)
+        assert space.input_shape is None
+    with pytest.raises(ValueError, match=f"validation data: {per_step}"):
+        make_search(tmp_path, space=rnn()).fit(x, y, validation_data=(xv, yv[:, 0]), epochs=1)
+    # Flat float features are no token sequences: the rank the space cannot take is named.
+    flat = np.random.default_rng(0).random((40, 64), dtype="float32")
+    with pytest.raises(ValueError, match=r"\(64,\).*labels of shape \(40,\).*steps, features"):
+        make_search(tmp_path, space=rnn()).fit(flat, y[:, 0] % 10, epochs=1)
+    with pytest.raises(ValueError, match=r"needs token sequences.*\(2, 3, 4, 2\)"):
+        make_search(tmp_path, space=rnn()).fit(flat.reshape(40, 2, 4, 4, 2)[:, :, :3], y[:, 0])
+    # An image space takes neither token sequences nor flat features.
+    with pytest.raises(ValueError, match=r"needs images.*\(12,\)"):
+        make_search(tmp_path).fit(x, y, epochs=1)
+    # Per-step labels of feature sequences: the message says where a label per step is taken.
+    seqs = np.random.default_rng(0).random((40, 12, 3), dtype="float32")
+    with pytest.raises(ValueError, match=r"one-hot rows.*next-token prediction only"):
+        make_search(tmp_path, space=rnn()).fit(seqs, y, epochs=1)
+    assert nothing_written(tmp_path)
+
+
+def test_a_tf_data_pipeline_of_token_sequences_is_checked_and_trains(tmp_path):
+    (x, y), (xv, yv) = tokens(48, vocabulary=10), tokens(16, vocabulary=10, seed=1)
+    examined = data.examine(batched(x, y))
+    assert examined.per_step and examined.num_labels == 10 and examined.input_shape == (12,)
+    # A later batch that is not token sequences with per-step labels is named.
+    mixed = batched(x, y).concatenate(batched(x, y[:, :6]))
+    with pytest.raises(ValueError, match=r"batch 4 of the dataset.*every batch must hold"):
+        data.examine(mixed)
+    search = make_search(tmp_path, space=rnn())
+    search.fit(batched(x, y), validation_data=batched(xv, yv), epochs=1)  # One tiny trial.
+    assert search.results()[0]["status"] == "COMPLETED"
+    assert search.space.num_classes == 10

@@ -434,3 +434,47 @@ def test_synflow_of_a_model_that_cannot_be_copied_is_computed_in_place(caplog):
     assert "scoring it in float32" in caplog.text
     for value, variable in zip(before, model.variables, strict=True):
         np.testing.assert_array_equal(value, variable.numpy())
+
+
+# -- Non-finite input and scores (issue 29, item 8) -------------------------------------
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_input_is_refused_by_every_entry_point(bad):
+    x, y = digits(16)
+    x = x.copy()
+    x[3, 2, 2, 0] = bad
+    model = conv_net()
+    message = r"x holds NaN or infinite values \(in 1 of its 16 examples\).*Clean the data"
+    for call in (
+        lambda: kn.proxies.score(model, x, y),
+        lambda: kn.proxies.naswot(model, x),
+        lambda: kn.proxies.snip(model, x, y),
+        lambda: kn.proxies.jacob_cov(model, x),
+        lambda: kn.proxies.meco(model, x),
+        lambda: kn.proxies.synflow(model, x),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_a_non_finite_score_of_finite_input_is_reported(caplog):
+    x = np.ones((8, 3), dtype="float32")
+    y = np.arange(8) % 2
+    # Kernels of 1e30 overflow float32 in the second layer: the logits are inf.
+    model = dense_net(4, depth=2, value=1e30, softmax=False)
+    kn.report.logger.addHandler(caplog.handler)
+    try:
+        scores = kn.proxies.score(model, x, y, proxies=("snip", "grad_norm", "naswot"))
+    finally:
+        kn.report.logger.removeHandler(caplog.handler)
+    assert not math.isfinite(scores["snip"]) and not math.isfinite(scores["grad_norm"])
+    assert f"snip of the model {model.name!r} is" in caplog.text
+    assert "on finite input" in caplog.text and "vote ranks it lowest" in caplog.text
+    # naswot's -inf (identical codes) is its documented lowest score: no warning for it.
+    assert scores["naswot"] == -math.inf and "naswot of the model" not in caplog.text
+    caplog.clear()
+    kn.report.logger.addHandler(caplog.handler)
+    try:
+        assert math.isfinite(kn.proxies.snip(conv_net(), *digits(16)))
+    finally:
+        kn.report.logger.removeHandler(caplog.handler)
+    assert caplog.text == ""

@@ -192,10 +192,13 @@ def test_token_sequences_are_examined_as_one_label_per_step():
     assert seen.input_shape == (3,) and seen.num_labels == 6 and seen.y.shape == (2, 3)
     one_hot = kn.data.examine(np.ones((2, 3)), np.eye(3)[[0, 2]])  # Not tokens: one-hot rows.
     assert one_hot.y.tolist() == [0, 2] and one_hot.num_labels == 3
-    # A token only the validation text holds widens the vocabulary (no refusal, as for
-    # classes: a language model must give every character a probability).
+    # A token only the validation text holds would widen the vocabulary beyond the training
+    # tokens: refused, naming it, unless the space's num_classes (the vocabulary) holds it.
     inputs = inputs_module.examine_inputs(x, np.array([[1, 2, 0], [1, 0, 1]]), (x, x + 4))
     space = small()
+    with pytest.raises(ValueError, match=r"token 6, the largest of 3 such values \(4, 5, 6\)"):
+        inputs_module.configure_space(space, inputs)
+    space = small(num_classes=7)
     inputs_module.configure_space(space, inputs)
     assert space.num_classes == 7 and space.input_shape == (3,)
 

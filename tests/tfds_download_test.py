@@ -12,6 +12,7 @@ Only the network is left out.
 
 import io
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,78 @@ def test_load_by_name_downloads_and_prepares(tmp_path):
         if part == "test":
             assert as_set(xs, ys) == as_set(*raw["test"])
     assert counts == {"train": 25, "val": 5, "test": 10}
+
+
+# -- Without a network: one clear error within seconds (issue 29, item 3) ----------------
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: the probe fails, and so does every host name lookup (at once)."""
+    import socket
+
+    from kerasnas.data import tfds as tfds_module
+
+    def no_lookup(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(tfds_module, "_network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+
+
+def test_offline_download_fails_fast_with_one_clear_error(tmp_path, offline, capsys):
+    from kerasnas.errors import NotDownloadedError
+
+    started = time.perf_counter()
+    with pytest.raises(NotDownloadedError) as caught:
+        data.load("tfds:mnist", data_dir=tmp_path)
+    assert time.perf_counter() - started < 10  # tensorflow-datasets' retries took ~200 s.
+    message = str(caught.value)
+    assert "\n" not in message and caught.value.__cause__ is None
+    assert message.startswith("tfds:mnist is not downloaded, and there is no network")
+    assert f"data_dir={str(tmp_path)!r}" in message and "on a machine with network" in message
+    assert "tfds.builder('mnist').download_and_prepare()" in message
+    out, err = capsys.readouterr()
+    assert "Downloading" not in out and "Dl Completed" not in err  # The failed try is quiet.
+    # Nothing is lost: a dataset prepared from local files needs no network.
+    write_manual_files(tmp_path)
+    (x, _), _, (xt, _) = data.load(f"tfds:{NAME}", data_dir=tmp_path)
+    assert len(x) + len(xt) == 37
+
+
+def test_the_network_probe_gives_up_within_its_timeout(monkeypatch):
+    import socket
+
+    from kerasnas.data import tfds as tfds_module
+
+    def hang(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    started = time.perf_counter()
+    assert tfds_module._network_reachable(timeout=0.5) is False
+    assert time.perf_counter() - started < 5
+    assert tfds_module.PROBE_TIMEOUT == 3.0
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert tfds_module._network_reachable() is False
+
+
+def test_offline_command_line_exits_with_one_error_line(tmp_path, offline, monkeypatch, capsys):
+    from tensorflow_datasets.core import constants
+
+    from tests.cli_faults_test import last_error, run_in_process
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(constants, "DATA_DIR", str(tmp_path / "tfds"))
+    started = time.perf_counter()
+    status, out, err = run_in_process(
+        capsys, "--dataset=tfds:mnist", f"--directory={tmp_path}", "--project_name=p"
+    )
+    assert time.perf_counter() - started < 10
+    assert status == 2 and out == "", (status, out)
+    line = last_error(err)
+    assert err == line + "\n" and "Traceback" not in err, err
+    assert "--dataset=tfds:mnist: tfds:mnist is not downloaded" in line
+    assert f"data_dir={str(tmp_path / 'tfds')!r}" in line

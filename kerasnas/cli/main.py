@@ -317,6 +317,11 @@ def _search() -> int:
         (x, y), (x_val, y_val), _ = data.load(FLAGS.dataset)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(f"--dataset={FLAGS.dataset}: {err}") from None
+    prefix, _, path = FLAGS.dataset.partition(":")
+    if prefix.strip() == "text" and space.num_classes is None:
+        # The vocabulary is the whole text's: the validation piece may hold characters that
+        # the training piece lacks, which fit() refuses unless the space's classes hold them.
+        space.configure(num_classes=len(data.vocabulary(data.read_text(path.strip()))))
     print(
         f"[kerasnas] dataset {FLAGS.dataset}: {len(x)} training and {len(x_val)} validation "
         f"examples of shape {tuple(x.shape[1:])}",

@@ -105,6 +105,8 @@ class Examined:
             arrays, and of a dataset read with `read_labels`; of the batches
             peeked at otherwise.
         is_dataset: Whether `x` is a `tf.data.Dataset`.
+        per_step: Whether the labels are one per step of token sequences
+            (next-token prediction), not one per example.
     """
 
     x: Any
@@ -112,6 +114,18 @@ class Examined:
     input_shape: tuple[int, ...]
     num_labels: int | None
     is_dataset: bool
+    per_step: bool = False
+
+    def labels_from(self, first: int) -> list[int]:
+        """The distinct labels (and tokens, of token sequences) >= `first`, as far as known.
+
+        Of arrays, every such value; of a dataset, the largest (`num_labels - 1`).
+        """
+        if self.is_dataset or self.y is None:
+            top = (self.num_labels or 0) - 1
+            return [top] if top >= first else []
+        values = np.concatenate([self.y.ravel(), self.x.ravel()]) if self.per_step else self.y
+        return [int(v) for v in np.unique(values[values >= first])]
 
 
 def examine(
@@ -197,7 +211,9 @@ def _examine_sequences(x: np.ndarray, y: np.ndarray, what: str) -> Examined:
     if min(x.min(), y.min()) < 0:
         raise ValueError(f"{what}: tokens and labels must be indices >= 0.")
     vocabulary = int(max(x.max(), y.max())) + 1
-    return Examined(x.astype("int64"), y.astype("int64"), tuple(x.shape[1:]), vocabulary, False)
+    return Examined(
+        x.astype("int64"), y.astype("int64"), tuple(x.shape[1:]), vocabulary, False, True
+    )
 
 
 def labels_to_indices(y: Any, what: str) -> np.ndarray:
@@ -209,7 +225,9 @@ def labels_to_indices(y: Any, what: str) -> np.ndarray:
         if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
             raise ValueError(
                 f"{what}: labels of shape {y.shape} must be one-hot rows; pass "
-                "integer class indices of shape (N,) otherwise."
+                "integer class indices of shape (N,) otherwise. (One label per step is "
+                "taken for next-token prediction only: integer tokens x of shape "
+                "(N, steps) with labels y of the same shape.)"
             )
         y = y.argmax(axis=1)
     if y.ndim != 1:
@@ -233,13 +251,23 @@ def labels_to_indices(y: Any, what: str) -> np.ndarray:
 
 
 def check_labels_fit(examined: Examined, num_classes: int, what: str) -> None:
-    """Raises ValueError when a label is not below `num_classes`."""
+    """Raises ValueError when a label (or token, of token sequences) is not below `num_classes`."""
     if examined.num_labels is not None and examined.num_labels > num_classes:
+        kind = "tokens and labels" if examined.per_step else "labels"
+        values = examined.labels_from(num_classes) or [examined.num_labels - 1]
         raise ValueError(
-            f"{what}: labels must lie in [0, {num_classes}) for num_classes="
-            f"{num_classes}, but label {examined.num_labels - 1} was found. Fix "
-            "the labels or pass the right num_classes to the space."
+            f"{what}: {kind} must lie in [0, {num_classes}) for num_classes="
+            f"{num_classes}, but {name_values(values)} was found. Fix the labels or pass "
+            "the right num_classes to the space."
         )
+
+
+def name_values(values: list[int], word: str = "label") -> str:
+    """`label 12`, or `label 128, the largest of 28 such values (100, 101, 102, 103, ...)`."""
+    if len(values) == 1:
+        return f"{word} {values[0]}"
+    shown = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    return f"{word} {values[-1]}, the largest of {len(values)} such values ({shown}),"
 
 
 def is_dataset(x: Any) -> bool:
@@ -267,24 +295,47 @@ def _examine_dataset(dataset: Any, what: str, read_labels: bool) -> Examined:
         )
     one_hot = y_spec.shape.rank == 2 and y_spec.shape[-1] is not None and y_spec.shape[-1] > 1
     largest, count, peeked = -1, 0, 0
+    tokens = None  # Token sequences with a label per step, as the first batch shows.
     for index, (x, y) in enumerate(dataset):
         peeking = index < PEEK_BATCHES and peeked < PEEK_EXAMPLES
         if not (peeking or read_labels):
             break
         where = f"{what} (batch {index + 1} of the dataset)"
-        labels = labels_to_indices(y.numpy(), where)
+        x, y = x.numpy(), y.numpy()
+        if tokens is None:
+            tokens = is_token_sequences(x, y)
+        if tokens:
+            _examine_sequences(_same_shape(x, y, where), y, where)
+            labels, top = y, max(int(x.max()), int(y.max()))
+        else:
+            labels = labels_to_indices(y, where)
+            top = int(labels.max())
         if peeking:
-            _check_batch(x.numpy(), labels, where)
+            _check_batch(x, labels, where)
             peeked += len(labels)
-            one_hot = one_hot or (len(y.shape) == 2 and y.shape[-1] > 1)
-        largest, count = max(largest, int(labels.max())), count + len(labels)
+            one_hot = not tokens and (one_hot or (len(y.shape) == 2 and y.shape[-1] > 1))
+        largest, count = max(largest, top), count + len(labels)
     if count == 0:
         raise ValueError(f"{what} is empty: the dataset yields no examples.")
     if one_hot:  # Class indices, as the searched networks' losses and metrics take them.
         dataset = dataset.map(
             lambda x, y: (x, tf.argmax(y, axis=-1)), num_parallel_calls=tf.data.AUTOTUNE
         )
-    return Examined(dataset, None, input_shape, largest + 1, True)
+    return Examined(dataset, None, input_shape, largest + 1, True, bool(tokens))
+
+
+def _same_shape(x: np.ndarray, y: np.ndarray, where: str) -> np.ndarray:
+    """`x`, once checked to be integer tokens with a label per step (`y` of its shape)."""
+    integral = all(
+        np.issubdtype(a.dtype, np.integer) or bool(np.all(np.mod(a, 1) == 0)) for a in (x, y)
+    )
+    if y.shape != x.shape or not integral:
+        raise ValueError(
+            f"{where}: the dataset's first batch holds token sequences with one label per "
+            f"step, but this one has examples {x.shape} and labels {y.shape}; every batch "
+            "must hold integer tokens with labels of the same shape."
+        )
+    return x
 
 
 def _check_element_spec(spec: Any, what: str) -> tuple[Any, Any]:

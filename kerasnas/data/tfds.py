@@ -7,10 +7,15 @@ unless `download=False`. tensorflow-datasets is imported only when used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import io
 import os
-from collections.abc import Sequence
+import socket
+import sys
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,10 @@ from kerasnas.data.checks import (
 from kerasnas.errors import NotDownloadedError
 
 _SHUFFLE_BUFFER = 10_000
+#: Where `_network_reachable` checks for a network before tensorflow-datasets downloads
+#: (most catalogue datasets are served from Google Cloud Storage), and how long it waits.
+PROBE_HOST = ("storage.googleapis.com", 443)
+PROBE_TIMEOUT = 3.0
 _VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "dev")
 
 
@@ -72,7 +81,7 @@ def _tfds_source(
             "See https://www.tensorflow.org/datasets/catalog/overview for the names."
         ) from None
     if download:
-        builder.download_and_prepare()
+        _download_and_prepare(builder, what)
     features = builder.info.features
     items = dict(features.items()) if hasattr(features, "items") else {}
     keys = builder.info.supervised_keys
@@ -115,6 +124,110 @@ def _tfds_source(
                     f"{what} has no split {base!r} (in {split!r}); its splits are {known}."
                 )
     return _TfdsSource(name, builder, image_key, label_key, train, val, test)
+
+
+def _network_reachable(host: tuple[str, int] = PROBE_HOST, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether a TCP connection to `host` opens within `timeout` seconds (DNS lookup included).
+
+    The lookup runs in a daemon thread, since `socket.getaddrinfo` takes no timeout.
+    """
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection(host, timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=connect, name="kerasnas-network-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _is_network_error(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps) is a failure to reach a server."""
+    import urllib.error
+
+    try:
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests.exceptions import Timeout
+    except ImportError:  # pragma: no cover - tensorflow-datasets requires requests.
+        RequestsConnectionError = Timeout = ConnectionError  # noqa: N806
+    kinds = (
+        RequestsConnectionError, Timeout, urllib.error.URLError, ConnectionError,
+        socket.gaierror, TimeoutError,
+    )  # fmt: skip
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, kinds):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _without_retries() -> Iterator[None]:
+    """tensorflow-datasets' downloads made once each, without its retries (about 200 s offline)."""
+    from tensorflow_datasets.core.download import downloader
+
+    saved = downloader.MAX_RETRIES
+    downloader.MAX_RETRIES = 0
+    try:
+        yield
+    finally:
+        downloader.MAX_RETRIES = saved
+
+
+def _download_and_prepare(builder: Any, what: str) -> None:
+    """`builder.download_and_prepare()`, failing within seconds when there is no network.
+
+    With a network the download is tensorflow-datasets' own (with its retries).
+    Without one (`_network_reachable` fails), preparing is still tried, once and
+    without retries, since datasets prepared from local files (manual downloads)
+    need no network; a download that fails then raises `NotDownloadedError`
+    instead of retrying for minutes, and tensorflow-datasets' progress output
+    of the failed attempt is not shown.
+    """
+    if builder.data_path.exists():
+        builder.download_and_prepare()  # Reuses the prepared data.
+        return
+    online = _network_reachable()
+    captured = io.StringIO()
+    try:
+        if online:
+            builder.download_and_prepare()
+            return
+        with (
+            _without_retries(),
+            contextlib.redirect_stdout(captured),
+            contextlib.redirect_stderr(captured),
+        ):
+            builder.download_and_prepare()
+    except Exception as error:
+        if not _is_network_error(error):
+            raise
+        raise NotDownloadedError(_offline_message(builder, what, online, error)) from None
+    sys.stdout.write(captured.getvalue())  # Prepared from local files: show what it said.
+
+
+def _offline_message(builder: Any, what: str, online: bool, error: BaseException) -> str:
+    data_dir = os.fspath(builder.data_dir_root)
+    said = (str(error).splitlines() or [""])[0][:200]
+    reason = (
+        f"its download failed ({type(error).__name__}: {said})"
+        if online
+        else f"there is no network ({PROBE_HOST[0]} cannot be reached)"
+    )
+    return (
+        f"{what} is not downloaded, and {reason}. tensorflow-datasets keeps its data in "
+        f"data_dir={data_dir!r} (set by load(..., data_dir=) or $TFDS_DATA_DIR). Fetch it on "
+        'a machine with network, e.g. python -c "import tensorflow_datasets as tfds; '
+        f"tfds.builder('{builder.name}').download_and_prepare()\", then copy its "
+        f"{builder.name}/ folder into that data_dir (or pass data_dir= where it is)."
+    )
 
 
 def _tfds_split(source: _TfdsSource, split: str, resize: tuple[int, int] | None) -> Any:

@@ -42,7 +42,7 @@ def input_shape(model: keras.Model) -> tuple:
 
 
 def check_x(model: keras.Model, x) -> np.ndarray:
-    """`x` as a float32 array of examples of the model's input shape."""
+    """`x` as a float32 array of examples of the model's input shape, all finite."""
     if x is None:
         raise ValueError("x is None: pass a numpy array of input examples.")
     x = np.asarray(x)
@@ -63,7 +63,15 @@ def check_x(model: keras.Model, x) -> np.ndarray:
             f"examples of shape {given}. Pass x of the model's input shape, or build the "
             f"model for input_shape={given}."
         )
-    return x.astype(np.float32, copy=False)
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        bad = int(np.sum(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))
+        raise ValueError(
+            f"x holds NaN or infinite values (in {bad} of its {len(x)} examples): every "
+            "proxy would be NaN, -inf or a meaningless number. Clean the data (replace or "
+            "drop those examples) before scoring."
+        )
+    return x
 
 
 def check_y(model: keras.Model, y, num_examples: int) -> np.ndarray:

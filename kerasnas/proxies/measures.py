@@ -68,12 +68,17 @@ def score(
         seed: Seed of the draw of the batch. Defaults to 0.
 
     Returns:
-        A dict from each requested proxy's name to its value.
+        A dict from each requested proxy's name to its value. A value is NaN or
+        infinite only where the model makes it so: `naswot` and `jacob_cov` are
+        `-inf` by definition on a degenerate batch or network (see them), and
+        any other non-finite value is logged as a warning naming the proxy
+        (the model overflows on finite input); `vote` ranks them all lowest.
 
     Raises:
-        ValueError: for an unknown proxy name, empty `x`, `x` of another shape
-            than the model takes, missing or out-of-range labels, or a model
-            the proxies cannot read (no graph, several inputs or outputs).
+        ValueError: for an unknown proxy name, empty `x`, `x` holding NaN or
+            infinite values, `x` of another shape than the model takes,
+            missing or out-of-range labels, or a model the proxies cannot
+            read (no graph, several inputs or outputs).
     """
     names = check_proxies(proxies)
     _model.check_model(model)
@@ -94,7 +99,34 @@ def score(
         values["params"] = params(model)
     if "flops" in names:
         values["flops"] = flops(model)
-    return {name: float(values[name]) for name in names}
+    scores = {name: float(values[name]) for name in names}
+    _report_non_finite(model, scores)
+    return scores
+
+
+#: The non-finite scores that are a proxy's definition on a degenerate network or batch
+#: (documented with the proxy): returned without a warning.
+DEFINED_NON_FINITE = {"naswot": -np.inf, "jacob_cov": -np.inf}
+
+
+def _report_non_finite(model: keras.Model, scores: dict[str, float]) -> None:
+    """Logs a warning for each score that is NaN or infinite other than `DEFINED_NON_FINITE`.
+
+    The input was checked to be finite, so such a score comes from the model: its
+    forward or backward pass overflows (float32 holds up to 3e38) or divides by zero.
+    The value is still returned, since `vote` ranks non-finite scores lowest.
+    """
+    for name, value in scores.items():
+        if np.isfinite(value) or DEFINED_NON_FINITE.get(name) == value:
+            continue
+        log.warning(
+            "%s of the model %r is %s on finite input: the model's forward or backward pass "
+            "overflows or divides by zero (e.g. weights too large for float32). The score is "
+            "returned as it is; kn.proxies.vote ranks it lowest.",
+            name,
+            model.name,
+            value,
+        )
 
 
 def check_proxies(proxies: str | Sequence[str]) -> tuple[str, ...]:
@@ -142,7 +174,9 @@ def synflow(model: keras.Model, x: np.ndarray | None = None) -> float:
                 f"The model {model.name!r} takes inputs of shape {shape}, with a free "
                 "dimension: pass x so that synflow knows the input's shape."
             )
-    return _synflow(model, shape)
+    value = _synflow(model, shape)
+    _report_non_finite(model, {"synflow": value})
+    return value
 
 
 def naswot(model: keras.Model, x: np.ndarray, *, batch_size: int = 64, seed: int = 0) -> float:

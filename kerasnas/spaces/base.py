@@ -128,6 +128,14 @@ class SearchSpace(keras_tuner.HyperModel):
                 f"Received examples of shape {input_shape}."
             )
 
+    def labels_per_step(self, input_shape: tuple[int, ...]) -> bool:
+        """Whether the models of examples of this shape take one label per step.
+
+        False (one label per example, shape (N,)) unless a space predicts a
+        label at every step of a sequence (`RNNCellSpace` on token sequences).
+        """
+        return False
+
     def key(self, values: Mapping[str, Scalar]) -> str:
         """The key of an architecture in tabular benchmarks of this space.
 

@@ -130,6 +130,10 @@ class RNNCellSpace(SearchSpace):
                 f"reads row by row. Received examples of shape {input_shape}."
             )
 
+    def labels_per_step(self, input_shape: tuple[int, ...]) -> bool:
+        """Token sequences `(steps,)` take a label per step (next-token prediction)."""
+        return len(input_shape) == 1
+
     @property
     def tokens(self) -> bool:
         """Whether the examples are token sequences (next-token prediction)."""

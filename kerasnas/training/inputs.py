@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from kerasnas import data as data_module
-from kerasnas.data.checks import Examined, check_labels_fit, is_dataset
+from kerasnas.data.checks import Examined, check_labels_fit, is_dataset, name_values
 from kerasnas.spaces.base import SearchSpace
 
 
@@ -128,54 +128,109 @@ def split_validation(train: Examined, split: float) -> tuple[Examined, Examined]
         )
     parts = ((train.x[:keep], train.y[:keep]), (train.x[keep:], train.y[keep:]))
     return tuple(  # type: ignore[return-value]
-        Examined(x, y, train.input_shape, int(y.max()) + 1, False) for x, y in parts
+        Examined(x, y, train.input_shape, _largest(x, y, train.per_step) + 1, False, train.per_step)
+        for x, y in parts
     )
+
+
+def _largest(x: np.ndarray, y: np.ndarray, per_step: bool) -> int:
+    """The largest label (and token, of token sequences)."""
+    return int(max(x.max(), y.max())) if per_step else int(y.max())
 
 
 def configure_space(space: SearchSpace, inputs: Inputs) -> None:
     """Gives the space the data's input shape and, when it has none, number of classes.
 
-    Without the space's `num_classes`, the training labels give it, and
-    validation labels beyond them are refused (they would widen the classifier
-    with classes it never trains on); for token sequences (next-token
-    prediction) the vocabulary is every token of the training and validation
-    data.
+    The data is checked against what the space can model first
+    (`check_data_kind`), so a refused space is left as it was. Without the
+    space's `num_classes`, the training labels give it (for token sequences,
+    the training tokens and labels: the vocabulary), and validation labels or
+    tokens beyond them are refused, naming them: they would widen the
+    classifier with classes no trial trains on.
     """
     train, val = inputs.train, inputs.validation
+    for examined, what in _parts(inputs):
+        check_data_kind(space, examined, what)
     widened = val is not None and (val.num_labels or 0) > (train.num_labels or 0)
-    if widened and train.y is not None and train.y.ndim == 2:
-        # Token sequences: the vocabulary is every token seen; a character that only the
-        # validation text holds is a class the model must still give a probability.
-        space.configure(
-            input_shape=train.input_shape, num_classes=space.num_classes or val.num_labels
-        )
-        return
     if space.num_classes is None and widened:
-        label = val.num_labels - 1  # type: ignore[union-attr,operator]
-        raise ValueError(
-            f"validation data: label {label} was found, but the training labels run "
-            f"0..{train.num_labels - 1} ({train.num_labels} classes): the networks would "
-            f"get {val.num_labels} outputs, and no trial could learn class {label}. Remove "
-            "the validation examples whose classes the training data lacks, or fix the "
-            f"labels; if the training data lacks classes, pass num_classes={val.num_labels} "
-            "to the space."
-        )
+        raise ValueError(_widened_message(train, val))  # type: ignore[arg-type]
     space.configure(
         input_shape=train.input_shape, num_classes=space.num_classes or train.num_labels
     )
 
 
+def _widened_message(train: Examined, val: Examined) -> str:
+    """Why validation labels beyond the training ones are refused, and the ways out."""
+    found = val.labels_from(train.num_labels or 0)
+    largest = val.num_labels - 1  # type: ignore[operator]
+    if train.per_step:
+        return (
+            f"validation data: {name_values(found, 'token')} was found, but the training "
+            f"tokens and labels run 0..{train.num_labels - 1} (a vocabulary of "  # type: ignore[operator]
+            f"{train.num_labels}): the networks would get {val.num_labels} outputs, and no "
+            "trial could learn to predict those tokens. Fix the validation tokens and labels "
+            "(are they shifted or from another vocabulary?); if the validation text holds "
+            "characters the training text lacks, pass the vocabulary size as num_classes to "
+            f"the space (at least {val.num_labels}; for kn.data.load('text:PATH'): "
+            "len(kn.data.vocabulary(kn.data.read_text(PATH))))."
+        )
+    return (
+        f"validation data: {name_values(found)} was found, but the training labels run "
+        f"0..{train.num_labels - 1} ({train.num_labels} classes): the networks would "  # type: ignore[operator]
+        f"get {val.num_labels} outputs, and no trial could learn class {largest}. Remove "
+        "the validation examples whose classes the training data lacks, or fix the "
+        f"labels; if the training data lacks classes, pass num_classes={val.num_labels} "
+        "to the space."
+    )
+
+
+def check_data_kind(space: SearchSpace, examined: Examined, what: str) -> None:
+    """Raises ValueError when the space cannot model examples and labels of this kind.
+
+    The rank of the examples (`space.check_input_shape`), then the labels: one
+    per step of a sequence (token sequences, next-token prediction) where the
+    space predicts one per step (`space.labels_per_step`), else one per example.
+    """
+    shape = examined.input_shape
+    name = type(space).__name__
+    space.check_input_shape(shape)
+    per_step = space.labels_per_step(shape)
+    if per_step and not examined.per_step:
+        labels = f"labels of shape {examined.y.shape}" if examined.y is not None else "its labels"
+        raise ValueError(
+            f"{what}: {name} reads examples of shape {shape} as token sequences for "
+            f"next-token prediction, which take one label per step (labels of shape "
+            f"(N, {shape[0]}), like x), but {labels} give one per example. For sequence "
+            "classification, pass sequences of shape (N, steps, features) (e.g. x[..., None]: "
+            "one feature per step) or images; for next-token prediction, pass integer tokens "
+            "x with labels y of the same shape (kn.data.load('text:PATH') makes them)."
+        )
+    if examined.per_step and not per_step:
+        raise ValueError(
+            f"{what}: the labels are one per step of token sequences (next-token "
+            f"prediction), but {name}'s networks predict one label per example of shape "
+            f"{shape}. Pass labels of shape (N,), or search kn.spaces.RNNCellSpace."
+        )
+
+
 def check_fits_space(space: SearchSpace, inputs: Inputs) -> None:
     """Raises ValueError when the examples or labels do not fit the space's networks."""
-    for examined, what in ((inputs.train, "training data"), (inputs.validation, "validation data")):
-        if examined is None:
-            continue
+    for examined, what in _parts(inputs):
+        check_data_kind(space, examined, what)
         if examined.input_shape != tuple(space.input_shape):
             raise ValueError(
                 f"The {what} has examples of shape {examined.input_shape}, but the "
                 f"searched networks take {tuple(space.input_shape)}."
             )
         check_labels_fit(examined, space.num_classes, what)
+
+
+def _parts(inputs: Inputs) -> list[tuple[Examined, str]]:
+    """The training and (when given) validation data, with how messages name them."""
+    parts = [(inputs.train, "training data")]
+    if inputs.validation is not None:
+        parts.append((inputs.validation, "validation data"))
+    return parts
 
 
 def as_dataset(examined: Examined, batch_size: int, *, shuffle: bool, seed: int) -> Any:
