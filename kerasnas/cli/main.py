@@ -325,8 +325,13 @@ def _show() -> int:
         class_name = config.pop("class")
         strategy = stored["strategy"]
         objective_name = stored["objective"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise UsageError(f"{metadata_path} cannot be read: {err}") from None
+    except CorruptStoreError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CorruptStoreError(
+            f"The project file {metadata_path} does not describe a kerasnas search ({err!r}). "
+            "Restore it from a backup, or pass overwrite=True to start the project afresh."
+        ) from None
     space_class = next((c for c in SPACES.values() if c.__name__ == class_name), None)
     if space_class is None:
         raise UsageError(
