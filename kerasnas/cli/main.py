@@ -474,7 +474,9 @@ def main(argv: Sequence[str]) -> int:
 
     Returns:
         0 on success; 1 when the search failed (every trial failed, or too
-        many in a row did); 2 for a bad flag value (or an unwritable project
+        many in a row did) or a file of the project cannot be read back (a
+        `CorruptStoreError`, e.g. the best trial's checkpoint missing or
+        damaged at the export); 2 for a bad flag value (or an unwritable project
         folder or export path), found before anything is trained. Errors end
         the output with one `kerasnas: error:` line on stderr.
     """
