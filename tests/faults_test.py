@@ -233,3 +233,92 @@ def test_three_failures_in_a_row_report_and_keep_the_last_trial(tmp_path, capsys
         json.loads(p.read_text())["status"] for p in tmp_path.glob("search/trial_*/trial.json")
     ]
     assert statuses == ["FAILED"] * 3  # The last one too: a resume does not run it again.
+
+
+# -- Issue 29: faults found trying bad inputs as a new user -------------------------------
+@pytest.mark.usefixtures("eager")
+def test_a_truncated_checkpoint_names_the_file_and_the_fix(tmp_path):
+    # Item 6: h5py's OSError named neither the file nor what to do.
+    from tests import tiny
+
+    (x, y), (xv, yv) = tiny.digits(train=64, val=32)
+    trained = kn.Search(tiny.fast_space(), max_trials=1, seed=0, directory=tmp_path, verbose=0)
+    trained.fit(x, y, validation_data=(xv, yv), epochs=1)
+    (checkpoint,) = tmp_path.glob("search/trial_*/checkpoint.weights.h5")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    again = kn.Search(tiny.fast_space(), max_trials=1, seed=0, directory=tmp_path, verbose=0)
+    for call in (again.best_model, lambda: again.export(tmp_path / "best.keras")):
+        with pytest.raises(kn.CorruptStoreError) as e:
+            call()
+        message = str(e.value)
+        assert f"weights of trial 0 ({checkpoint}) cannot be read" in message, message
+        assert "Restore it from a backup" in message and "retrain(" in message, message
+        assert isinstance(e.value.__cause__, OSError)  # h5py's error, kept as the cause.
+    assert not (tmp_path / "best.keras").exists()
+    assert len(again.results()) == 1  # The trial is kept.
+
+
+@pytest.mark.parametrize("batch_size", [0, -5, "a", 2.5, True])
+def test_prescreen_refuses_a_batch_size_that_is_not_a_positive_integer(batch_size):
+    # Item 8b: 0 gave a misleading message, -5 was accepted, "a" a raw TypeError.
+    space = kn.spaces.NASBench201Space(num_classes=10, input_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1 .*Received: batch"):
+        kn.oracles.PrescreenOracle(space, batch_size=batch_size)
+    assert kn.oracles.PrescreenOracle(space, batch_size=8).batch_size == 8
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "a", True])
+def test_a_seed_that_is_not_a_non_negative_integer_is_refused_at_once(bench, tmp_path, seed):
+    # Item 8d: seed=-1 failed inside the first trial with "expected non-negative integer".
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0 .*or None") as e:
+        search(bench, tmp_path, seed=seed)
+    assert f"seed={seed!r}" in str(e.value)
+    assert not (tmp_path / "p").exists()
+
+
+def test_validation_split_zero_is_named(bench, tmp_path):
+    # Item 8d: validation_split=0.0 ended in "The objective 'val_accuracy' is not a metric
+    # the models produce", which does not name the argument at fault.
+    from tests import tiny
+
+    (x, y), _ = tiny.digits(train=64, val=32)
+    plain = kn.Search(tiny.fast_space(), max_trials=1, directory=tmp_path, verbose=0)
+    for split in (0.0, 0):
+        with pytest.raises(ValueError, match=rf"validation_split={split!r} keeps no examples"):
+            plain.fit(x, y, validation_split=split, epochs=1)
+    assert not (tmp_path / "search").exists()
+
+
+def _unwritable_folder(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A folder this process cannot create files in (sysfs when running as root)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    if not os.path.isdir("/sys"):
+        pytest.skip("running as root without /sys: no folder is unwritable")
+    return pathlib.Path("/sys")
+
+
+def test_an_unwritable_project_folder_is_named_with_the_fix(bench, tmp_path):
+    # Item 8f: fit() on a read-only folder raised a raw PermissionError on the lock file.
+    folder = _unwritable_folder(tmp_path)
+    directory = folder if os.geteuid() != 0 else folder / "kerasnas_runs"
+    if os.geteuid() != 0:  # A project there already: its folder is read-only too.
+        folder.chmod(0o755)
+        search(bench, folder).fit()
+        (folder / "p").chmod(0o555)
+        folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError) as e:
+            search(bench, directory, max_trials=6).fit()
+    finally:
+        if os.geteuid() != 0:
+            folder.chmod(0o755)
+            (folder / "p").chmod(0o755)
+    message = str(e.value)
+    assert message.startswith("Cannot write in "), message
+    assert f"{directory}" in message and "kerasnas.lock" in message, message
+    assert "Make it writable" in message and "another directory" in message, message
+    assert not directory.exists() or len(search(bench, directory).results()) == 5

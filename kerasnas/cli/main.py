@@ -8,21 +8,26 @@ runs, so a class registered there before then gets its flags here.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
+import keras_tuner
 from absl import app, flags
 from absl import logging as absl_logging
-from keras_tuner.engine import metrics_tracking
+from keras_tuner.engine import base_tuner, metrics_tracking
 
 from kerasnas import data, distributed
 from kerasnas._io import read_json
 from kerasnas.cli import flags as flag_definitions
 from kerasnas.cli import registry as registry_module
+from kerasnas.errors import CorruptStoreError
 from kerasnas.oracles import STRATEGIES, Halving
+from kerasnas.oracles.base import NasOracle
 from kerasnas.search import METADATA, Search
 from kerasnas.spaces import SPACES, SearchSpace
 
@@ -37,13 +42,29 @@ class UsageError(Exception):
     """A bad flag value: reported as one line on stderr, exit status 2."""
 
 
+#: The Python API's words in kerasnas's messages, and the command line's flags for them.
+_CLI_WORDS = (
+    ("pass overwrite=True", "pass --overwrite"),
+    ("another project_name", "another --project_name"),
+    ("another directory", "another --directory"),
+)
+
+
 def _usage_exit(message: str) -> NoReturn:
-    print(f"{PROGRAM}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    _error(message)
     sys.exit(2)
 
 
 def _one_line(message: str) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def _error(message: str) -> None:
+    """Prints the one `kerasnas: error:` line, naming the command line's flags."""
+    line = _one_line(message)
+    for python, command_line in _CLI_WORDS:
+        line = line.replace(python, command_line)
+    print(f"{PROGRAM}: error: {line}", file=sys.stderr, flush=True)
 
 
 def _given_flags(
@@ -91,6 +112,12 @@ def strategy_kwargs() -> dict[str, Any]:
             )
         argument, value = _argument(flag, spec, users[strategy])
         kwargs[argument] = value
+    if FLAGS.halving_eta is None and FLAGS["halving_min_epochs"].present:
+        raise UsageError(
+            "--halving_min_epochs applies only with --halving_eta (successive halving), "
+            "which is not given; add --halving_eta=3 (or another ETA >= 2), or drop "
+            "--halving_min_epochs."
+        )
     if FLAGS.halving_eta is not None:
         able = flag_definitions.halving_strategies()
         if strategy not in able:
@@ -184,12 +211,30 @@ def _failed_in_a_row(search: Search, err: RuntimeError) -> int:
     last = ended[-1] if ended else None
     count = getattr(search.oracle, "max_consecutive_failed_trials", None)
     reason = _last_message(last) if last is not None else _one_line(str(err)).strip()
-    print(
-        f"{PROGRAM}: error: {count or 'too many'} trials in a row failed; the last: {reason}",
-        file=sys.stderr,
-        flush=True,
-    )
+    _error(f"{count or 'too many'} trials in a row failed; the last: {reason}")
     return 1
+
+
+@contextlib.contextmanager
+def _no_trial_tracebacks() -> Iterator[None]:
+    """Keeps keras-tuner from printing the traceback of each failed trial on stderr.
+
+    keras-tuner 1.4.8 prints it while its `config.DEBUG` is on (the default),
+    which it offers no public switch for: it is reached through the module of
+    its public `BaseTuner`. Each failed trial's line names its error and the
+    command ends with one `kerasnas: error:` line; the traceback stays in the
+    trial's message (`trial_N/trial.json`, `Search.results()`). With
+    `--verbosity` given, keras-tuner prints them as before.
+    """
+    config = getattr(sys.modules.get(base_tuner.BaseTuner.__module__), "config_module", None)
+    if config is None or not hasattr(config, "DEBUG") or FLAGS["verbosity"].present:
+        yield
+        return
+    debug, config.DEBUG = config.DEBUG, False
+    try:
+        yield
+    finally:
+        config.DEBUG = debug
 
 
 def _check_distribution() -> None:
@@ -211,6 +256,60 @@ def _distribution_strategy(name: str) -> Any:
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def _stored_objective(project: str, name: str, direction: Any) -> Any:
+    """The objective a project stored, as `Search` takes it; no flag needed.
+
+    Projects stored without the objective's direction (by an earlier kerasnas)
+    whose direction keras-tuner cannot infer from the name take it from
+    `--objective=NAME:max|min`.
+    """
+    inferred = metrics_tracking.infer_metric_direction(name)
+    if direction in ("max", "min"):
+        return name if inferred == direction else keras_tuner.Objective(name, direction)
+    if inferred is not None:
+        return name
+    given = parse_objective(FLAGS.objective)
+    if getattr(given, "name", given) != name:
+        raise UsageError(
+            f"{project} optimised {name!r}; pass --objective={name}:max "
+            f"or --objective={name}:min to show it."
+        )
+    return given
+
+
+def _stored_search(space: SearchSpace, strategy: str, objective: Any, settings: Any) -> Search:
+    """A `Search` on the stored project, its strategy built with the stored settings.
+
+    The settings a project records (`NasOracle.trial_settings`: e.g.
+    `{"halving": {...}}`, a pre-screen's `pool_size` and `proxy`, a one-shot
+    search's `method`, `init` and `retrain_epochs`) are constructor arguments
+    of the registered strategies, so the strategy is built with them and the
+    project is read as it was searched. A strategy that does not take its
+    settings back is built with its defaults and shown with the stored settings
+    (`--show` trains and writes nothing).
+    """
+    settings = settings if isinstance(settings, dict) else {}
+    common: dict[str, Any] = {
+        "objective": objective,
+        "directory": FLAGS.directory,
+        "project_name": FLAGS.project_name,
+        "verbose": 1,
+    }
+    try:
+        kwargs = {k: Halving(**v) if k == "halving" else v for k, v in settings.items()}
+        search = Search(space, strategy, **common, **kwargs)
+    except (TypeError, ValueError):
+        search = Search(space, strategy, **common)
+    oracle = search.oracle
+    if isinstance(oracle, NasOracle) and _as_json(oracle.trial_settings()) != _as_json(settings):
+        oracle.trial_settings = lambda: settings  # Read only: nothing is trained or written.
+    return search
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
 def _show() -> int:
     """Prints the results table of the stored project."""
     project = os.path.join(FLAGS.directory, FLAGS.project_name)
@@ -226,8 +325,13 @@ def _show() -> int:
         class_name = config.pop("class")
         strategy = stored["strategy"]
         objective_name = stored["objective"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise UsageError(f"{metadata_path} cannot be read: {err}") from None
+    except CorruptStoreError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CorruptStoreError(
+            f"The project file {metadata_path} does not describe a kerasnas search ({err!r}). "
+            "Restore it from a backup, or pass overwrite=True to start the project afresh."
+        ) from None
     space_class = next((c for c in SPACES.values() if c.__name__ == class_name), None)
     if space_class is None:
         raise UsageError(
@@ -236,26 +340,13 @@ def _show() -> int:
     strategy = {c.__name__: n for n, c in STRATEGIES.items()}.get(strategy, strategy)
     if strategy not in STRATEGIES:
         raise UsageError(f"{project} was searched with an unknown strategy {strategy!r}.")
-    objective: Any = objective_name
-    if metrics_tracking.infer_metric_direction(objective_name) is None:
-        given = parse_objective(FLAGS.objective)
-        if getattr(given, "name", given) != objective_name:
-            raise UsageError(
-                f"{project} optimised {objective_name!r}; pass --objective={objective_name}:max "
-                f"or --objective={objective_name}:min to show it."
-            )
-        objective = given
+    objective = _stored_objective(project, objective_name, stored.get("direction"))
     try:
         space = space_class(**config)
-        search = Search(
-            space,
-            strategy,
-            objective=objective,
-            directory=FLAGS.directory,
-            project_name=FLAGS.project_name,
-            verbose=1,
-        )
+        search = _stored_search(space, strategy, objective, stored.get("strategy_settings"))
         records = search.results()
+    except CorruptStoreError:
+        raise
     except ValueError as err:
         raise UsageError(str(err)) from None
     shown = {k: v for k, v in config.items() if k not in ("input_shape", "num_classes")}
@@ -336,13 +427,16 @@ def _search() -> int:
     try:
         # Search.fit checks the data, the objective and a resumed project's space
         # (ValueError) before it trains or writes anything.
-        search.fit(
-            x,
-            y,
-            validation_data=(x_val, y_val),
-            epochs=FLAGS.epochs,
-            batch_size=FLAGS.batch_size,
-        )
+        with _no_trial_tracebacks():
+            search.fit(
+                x,
+                y,
+                validation_data=(x_val, y_val),
+                epochs=FLAGS.epochs,
+                batch_size=FLAGS.batch_size,
+            )
+    except CorruptStoreError:
+        raise
     except ValueError as err:
         raise UsageError(str(err)) from None
     except RuntimeError as err:
@@ -356,17 +450,17 @@ def _search() -> int:
     if not search.completed_trials():
         ended = _ended_trials(search)
         why = f": all {len(ended)} failed; the last: {_last_message(ended[-1])}"
-        print(
-            f"{PROGRAM}: error: no trial completed in {search.project_dir}"
-            f"{why if ended else '; none ran.'}",
-            file=sys.stderr,
-            flush=True,
-        )
+        _error(f"no trial completed in {search.project_dir}{why if ended else '; none ran.'}")
         return 1
     if export is None:
         return 0
     best = search.best_trials(1)[0]
-    path = search.export(export)
+    try:
+        path = search.export(export)
+    except CorruptStoreError as err:  # The best trial's weights are missing or damaged.
+        raise CorruptStoreError(
+            f"{err} (From the command line, --export= exports nothing; the trials are kept.)"
+        ) from None
     if path is None:  # A multi-worker replica that is not the cluster's chief.
         return 0
     print(
@@ -385,7 +479,9 @@ def main(argv: Sequence[str]) -> int:
 
     Returns:
         0 on success; 1 when the search failed (every trial failed, or too
-        many in a row did); 2 for a bad flag value (or an unwritable project
+        many in a row did) or a file of the project cannot be read back (a
+        `CorruptStoreError`, e.g. the best trial's checkpoint missing or
+        damaged at the export); 2 for a bad flag value (or an unwritable project
         folder or export path), found before anything is trained. Errors end
         the output with one `kerasnas: error:` line on stderr.
     """
@@ -400,8 +496,11 @@ def main(argv: Sequence[str]) -> int:
             )
         return _show() if FLAGS.show else _search()
     except UsageError as err:
-        print(f"{PROGRAM}: error: {_one_line(str(err))}", file=sys.stderr, flush=True)
+        _error(str(err))
         return 2
+    except CorruptStoreError as err:  # A project file that cannot be read back: named.
+        _error(str(err))
+        return 1
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:

@@ -81,6 +81,11 @@ class PrescreenOracle(NasOracle):
     ):
         if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
             raise ValueError(f"pool_size must be an integer >= 1. Received: {pool_size!r}.")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(
+                "batch_size must be an integer >= 1 (the training examples the proxies "
+                f"score each architecture on). Received: batch_size={batch_size!r}."
+            )
         if proxy not in RANKINGS:
             raise ValueError(f"proxy must be one of {list(RANKINGS)}. Received: {proxy!r}.")
         proxies.measures.check_proxies(vote_proxies)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import numbers
 from typing import Any
 
 import keras_tuner
@@ -50,7 +51,8 @@ def check_fit_arguments(fit_kwargs: dict[str, Any]) -> tuple[float, dict[str, An
 
     Raises:
         TypeError: for a name `fit` does not take, with the closest one it takes.
-        ValueError: for a `keras.Model.fit` argument that kerasnas sets itself.
+        ValueError: for a `keras.Model.fit` argument that kerasnas sets itself, or a
+            `validation_split` of 0 (which keeps nothing for validation).
     """
     accepted = [*FIT_ARGUMENTS, *KERAS_FIT_ARGUMENTS]
     for name in fit_kwargs:
@@ -64,7 +66,25 @@ def check_fit_arguments(fit_kwargs: dict[str, Any]) -> tuple[float, dict[str, An
                 f"{', '.join(accepted)}."
             )
     kwargs = dict(fit_kwargs)
-    return kwargs.pop("validation_split", 0.0), kwargs
+    split = kwargs.pop("validation_split", None)
+    if split is not None and not isinstance(split, bool) and split == 0:
+        raise ValueError(
+            f"validation_split={split!r} keeps no examples for validation. Pass the fraction "
+            "of x, y to validate on (e.g. validation_split=0.2), or validation_data=(x_val, "
+            "y_val); to validate on nothing, leave validation_split out."
+        )
+    return (0.0 if split is None else split), kwargs
+
+
+def check_seed(seed: Any) -> None:
+    """Raises ValueError unless `seed` is None or an integer >= 0."""
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(
+            "seed must be an integer >= 0 (it seeds the strategy, the trials' initial weights "
+            f"and the data order), or None for a random seed. Received: seed={seed!r}."
+        )
 
 
 def check_objective_direction(objective: Any) -> None:
@@ -113,9 +133,11 @@ def make_oracle(
 ) -> tuple[keras_tuner.Oracle, str]:
     """The oracle of a strategy (a name in `kerasnas.oracles.STRATEGIES`, or an instance).
 
-    Raises ValueError for an objective direction other than "max" or "min"
-    (`check_objective_direction`), before any training.
+    Raises ValueError for a seed that is not an integer >= 0 (`check_seed`), and for
+    an objective direction other than "max" or "min" (`check_objective_direction`),
+    before any training.
     """
+    check_seed(seed)
     oracle, name = _make_oracle(space, strategy, objective, max_trials, seed, oracle_kwargs)
     check_objective_direction(oracle.objective)
     return oracle, name

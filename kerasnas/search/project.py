@@ -30,6 +30,9 @@ from kerasnas.spaces.base import SearchSpace
 
 METADATA = "kerasnas.json"
 LOCK = "kerasnas.lock"
+#: How a project that cannot be resumed is started afresh, in the Python API's words
+#: (the command line names its flags, `--overwrite` and `--project_name`, instead).
+START_AFRESH = "pass overwrite=True (deletes its trials) or another project_name to start afresh"
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +137,10 @@ class Project:
     def lock(self) -> Iterator[None]:
         """Holds the project's lock: raises `ProjectInUseError` if another search holds it."""
         self.check_directory()
-        os.makedirs(self.path, exist_ok=True)
         owner = _this_process()
         for _ in range(3):
             try:
+                os.makedirs(self.path, exist_ok=True)
                 fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = self._holder()
@@ -151,6 +154,8 @@ class Project:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self.lock_path)
                 continue
+            except PermissionError as err:
+                raise PermissionError(_not_writable_message(self, err)) from None
             with os.fdopen(fd, "w") as f:
                 json.dump(owner, f)
             break
@@ -184,8 +189,7 @@ def _check_same(project: Project, stored: dict[str, Any], record: dict[str, Any]
     raise ValueError(
         f"The project {project.path} was searched with another "
         f"{' and '.join(differ)}, so its trials cannot be compared with this "
-        f"search's:{lines}\nUse the same settings to resume it, or pass "
-        "overwrite=True (deletes its trials) or another project_name to start afresh."
+        f"search's:{lines}\nUse the same settings to resume it, or {START_AFRESH}."
     )
 
 
@@ -233,6 +237,15 @@ def _describe(holder: dict[str, Any]) -> str:
     return (
         f"pid {holder.get('pid')} on host {holder.get('host')}, started {holder.get('started')}"
         + (f": {holder['command']}" if holder.get("command") else "")
+    )
+
+
+def _not_writable_message(project: Project, err: OSError) -> str:
+    where = project.path if os.path.isdir(project.path) else project.directory
+    return (
+        f"Cannot write in {where} ({err.strerror or err}): a search keeps its trials and "
+        f"its lock file {LOCK} in the project folder {project.path}. Make it writable "
+        "(e.g. chmod u+w), or pass another directory (or project_name) that can be written."
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import keras
 
 from kerasnas import report
+from kerasnas.errors import CorruptStoreError
 from kerasnas.recipe import Recipe
 from kerasnas.search.options import check_recipe, resolve_recipe
 from kerasnas.training import inputs as inputs_module
@@ -137,6 +138,10 @@ def retrain(
     return best[1]
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 class FinalModel:
     """The final-model side of `kerasnas.Search`: the best trial's model, training the
     best networks again, and exporting the result (mixed into `Search`)."""
@@ -146,9 +151,24 @@ class FinalModel:
     _retrained: keras.Model | None
 
     def best_model(self) -> keras.Model:
-        """The best trial's trained model (weights of its best epoch)."""
+        """The best trial's trained model (weights of its best epoch).
+
+        Raises:
+            CorruptStoreError: the trial's checkpoint is missing, or cannot be
+                read (truncated or overwritten); the message names the file
+                and the fix (restore it, or `retrain()`).
+        """
         trial = self.best_trials(1)[0]
-        return self._get_tuner().load_model(trial)
+        tuner = self._get_tuner()
+        try:
+            return tuner.load_model(trial)
+        except OSError as err:  # h5py's, which does not name the file.
+            path = tuner._get_checkpoint_fname(trial.trial_id)
+            raise CorruptStoreError(
+                f"The trained weights of trial {trial.trial_id} ({path}) cannot be read "
+                f"({_one_line(err)}): the file is damaged. Restore it from a backup, or "
+                "search.retrain(x, y, ...) trains its network again from scratch."
+            ) from err
 
     def retrain(
         self,
