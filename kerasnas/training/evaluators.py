@@ -11,7 +11,6 @@ models behind.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import math
 import os
@@ -179,10 +178,11 @@ def release_graphs(before: frozenset[str]) -> None:
 
     Unregisters the gradient functions that tracing the trial's training step left in
     TensorFlow's global registry (their closures hold the graphs and the model; see
-    `kerasnas._memory`), then collects them: else memory grows with every trial.
+    `kerasnas._memory`): else memory grows with every trial. The next trial's build
+    (`keras.backend.clear_session`) collects them, and the runner at the search's end;
+    a collection here too would cost a second scan of the heap per trial.
     """
-    if _memory.forget_custom_gradients(before):
-        gc.collect()
+    _memory.forget_custom_gradients(before)
 
 
 def cut_short(trial: trial_module.Trial, epoch: int) -> None:

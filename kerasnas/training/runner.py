@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import logging
 import os
@@ -120,6 +121,41 @@ class TrialBuild:
     def record(self, *, metrics: Mapping[str, float] = (), files: Mapping[str, Any] = ()) -> None:
         self.metrics.update(metrics)
         self.files.update(files)
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """Keeps the weights of a trial's best epoch by its objective, in memory, and writes
+    them once when the trial ends (keras-tuner's `SaveBestEpoch` wrote a file at every
+    better epoch). Without the objective in an epoch's logs, every epoch counts as best.
+
+    Args:
+        objective: The search's `keras_tuner.Objective`.
+    """
+
+    def __init__(self, objective: Any):
+        super().__init__()
+        self.objective = objective
+        self.best_value: float | None = None
+        self._best: tuple[keras.Model, list] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.objective.has_value(logs):
+            value = self.objective.get_value(logs)
+            if self.best_value is not None and not self.objective.better_than(
+                value, self.best_value
+            ):
+                return
+            self.best_value = value
+        self._best = (self.model, self.model.get_weights())
+
+    def save(self, path: str) -> None:
+        """Writes the best epoch's weights to `path` (nothing when no epoch ended)."""
+        if self._best is None:
+            return
+        model, weights = self._best
+        model.set_weights(weights)
+        model.save_weights(path)
+        self._best = None
 
 
 class NasTuner(keras_tuner.Tuner):
@@ -279,17 +315,25 @@ class NasTuner(keras_tuner.Tuner):
     def fit_trial(
         self, trial: trial_module.Trial, plan: TrialPlan, fit_kwargs: dict
     ) -> tuple[list, TrialBuild]:
-        """Builds and trains a trial with keras-tuner's `run_trial` (checkpoints, TensorBoard,
-        `executions_per_trial`): its histories and its build context."""
+        """Builds and trains a trial (`executions_per_trial` times, each with a copy of the
+        callbacks and its TensorBoard folder), then writes the weights of its best epoch to
+        its checkpoint: its histories and its build context."""
         recipe, steps = self._training
         context = TrialBuild(self, trial, plan, True, recipe, steps)
-        histories = super().run_trial(trial, **fit_kwargs, _kerasnas_build=context)
+        kwargs = dict(fit_kwargs)
+        callbacks = kwargs.pop("callbacks", None) or []
+        best = BestEpoch(self.oracle.objective)
+        histories = []
+        for execution in range(self.executions_per_trial):
+            copied = self._deepcopy_callbacks(callbacks)
+            self._configure_tensorboard_dir(copied, trial, execution)
+            model = self._build(context)
+            history = self.hypermodel.fit(
+                trial.hyperparameters, model, **kwargs, callbacks=[*copied, best]
+            )
+            histories.append(history)
+        best.save(self._get_checkpoint_fname(trial.trial_id))
         return histories, context
-
-    def _build_and_fit_model(self, trial: trial_module.Trial, *args: Any, **kwargs: Any) -> Any:
-        context = kwargs.pop("_kerasnas_build")
-        model = self._build(context)
-        return self.hypermodel.fit(trial.hyperparameters, model, *args, **kwargs)
 
     def _configure_tensorboard_dir(
         self, callbacks: list, trial: trial_module.Trial, execution: int = 0
@@ -364,6 +408,11 @@ class NasTuner(keras_tuner.Tuner):
         self._begin(x, fit_kwargs.get("validation_data"), started)
         with self.evaluator.session(self):
             super().search(*fit_args, **fit_kwargs)
+
+    def on_search_end(self) -> None:
+        super().on_search_end()
+        if self.evaluator.trains:
+            gc.collect()  # The last trial's graphs (each earlier one's: the next build's).
 
     def on_search_begin(self) -> None:
         pass  # `search` began it, with the data (`_begin`); keras-tuner's chief skips this.
