@@ -21,6 +21,7 @@ from absl.testing import flagsaver
 
 from kerasnas import cli
 from kerasnas.search import METADATA
+from tests import tiny
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Tiny one-epoch NASNet cells on digits; --max_model_size=1 makes each trial fail as it is built.
@@ -85,19 +86,6 @@ def test_a_file_as_directory_exits_2_before_training(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # Nothing was written.
 
 
-def _unwritable_folder(tmp_path: pathlib.Path) -> pathlib.Path:
-    """A folder this process cannot create files in."""
-    if os.geteuid() != 0:
-        folder = tmp_path / "read_only"
-        folder.mkdir()
-        folder.chmod(0o555)
-        return folder
-    # Permissions do not stop root; sysfs refuses new files to everyone.
-    if not os.path.isdir("/sys"):
-        pytest.skip("running as root without /sys: no folder is unwritable")
-    return pathlib.Path("/sys")
-
-
 @pytest.mark.parametrize("case", ["parent_is_a_file", "existing_folder", "unwritable_folder"])
 def test_an_unwritable_export_exits_2_before_training(case, tmp_path, capsys):
     expected = {
@@ -112,7 +100,7 @@ def test_an_unwritable_export_exits_2_before_training(case, tmp_path, capsys):
         export = tmp_path / "best.keras"
         export.mkdir()
     else:
-        export = _unwritable_folder(tmp_path) / "kerasnas_models" / "best.keras"
+        export = tiny.unwritable_folder(tmp_path) / "kerasnas_models" / "best.keras"
     directory = tmp_path / "runs"
     status, out, err = run_in_process(
         capsys, *FAILING, f"--directory={directory}", f"--export={export}"

@@ -20,6 +20,7 @@ import pytest
 import kerasnas as kn
 from kerasnas.errors import ProjectInUseError
 from kerasnas.search.project import LOCK
+from tests import tiny
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TABLE = kn.benchmarks.macro_table_path(str(ROOT))
@@ -289,21 +290,9 @@ def test_validation_split_zero_is_named(bench, tmp_path):
     assert not (tmp_path / "search").exists()
 
 
-def _unwritable_folder(tmp_path: pathlib.Path) -> pathlib.Path:
-    """A folder this process cannot create files in (sysfs when running as root)."""
-    if os.geteuid() != 0:
-        folder = tmp_path / "read_only"
-        folder.mkdir()
-        folder.chmod(0o555)
-        return folder
-    if not os.path.isdir("/sys"):
-        pytest.skip("running as root without /sys: no folder is unwritable")
-    return pathlib.Path("/sys")
-
-
 def test_an_unwritable_project_folder_is_named_with_the_fix(bench, tmp_path):
     # Item 8f: fit() on a read-only folder raised a raw PermissionError on the lock file.
-    folder = _unwritable_folder(tmp_path)
+    folder = tiny.unwritable_folder(tmp_path)
     directory = folder if os.geteuid() != 0 else folder / "kerasnas_runs"
     if os.geteuid() != 0:  # A project there already: its folder is read-only too.
         folder.chmod(0o755)

@@ -2,7 +2,11 @@
 
 import contextlib
 import functools
+import os
+import pathlib
 import warnings
+
+import pytest
 
 import kerasnas as kn
 
@@ -82,3 +86,16 @@ def permute(cell: kn.Cell, perm) -> kn.Cell:
         for w in range(n):
             matrix[perm[u]][perm[w]] = cell.matrix[u][w]
     return kn.Cell(matrix, ops)
+
+
+def unwritable_folder(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A folder this process cannot create files in."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    # Permissions do not stop root; sysfs refuses new files to everyone.
+    if not os.path.isdir("/sys"):
+        pytest.skip("running as root without /sys: no folder is unwritable")
+    return pathlib.Path("/sys")
