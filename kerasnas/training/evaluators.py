@@ -179,8 +179,8 @@ def release_graphs(before: frozenset[str]) -> None:
     Unregisters the gradient functions that tracing the trial's training step left in
     TensorFlow's global registry (their closures hold the graphs and the model; see
     `kerasnas._memory`): else memory grows with every trial. The next trial's build
-    (`keras.backend.clear_session`) collects them, and the runner at the search's end;
-    a collection here too would cost a second scan of the heap per trial.
+    (`keras.backend.clear_session`) collects them, as does Python's own collector; a
+    collection here too would cost a second scan of the heap per trial.
     """
     _memory.forget_custom_gradients(before)
 
