@@ -6,7 +6,9 @@ import pytest
 
 import kerasnas as kn
 from kerasnas.training import runner
-from kerasnas.training.budget import budget_stop_reason
+from kerasnas.training.budget import budget_stop_reason, search_stop_reason
+from kerasnas.training.evaluators import validation_batches
+from kerasnas.training.pacing import DeadlineStop
 from tests import tiny
 
 
@@ -98,3 +100,99 @@ def test_a_trial_stopped_in_its_first_epoch_is_warned_about(tmp_path, capsys):
     search.fit(x, y, validation_data=(xv, yv), epochs=5, callbacks=[_Batches()])
     assert search.results()[0]["metrics"]["cut_short"] == 1
     assert "one epoch does not fit the time left" in capsys.readouterr().err
+
+
+class _Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class _Model:
+    stop_training = False
+
+
+def _deadline_stop(clock, budget, **kwargs):
+    stop = DeadlineStop(lambda: budget - clock(), clock=clock, **kwargs)
+    stop.set_model(_Model())
+    stop.set_params({"epochs": 10, "steps": 3})
+    return stop
+
+
+def _epoch(stop, clock, epoch, steps, start_wait=0.0, step=1.0, validation=5.0):
+    """Runs one epoch of `steps` batches past `stop`; False when it stopped the training."""
+    stop.on_epoch_begin(epoch)
+    clock.now += start_wait  # e.g. an input pipeline holding the epoch's start
+    for batch in range(steps):
+        stop.on_train_batch_begin(batch)
+        clock.now += step
+        stop.on_train_batch_end(batch)
+        if stop.model.stop_training:
+            break
+    stop.on_test_begin()
+    clock.now += validation
+    stop.on_test_end()
+    stop.on_epoch_end(epoch)
+    return not stop.model.stop_training
+
+
+def test_the_deadline_stops_between_epochs_when_the_next_one_would_overrun():
+    clock = _Clock()
+    stop = _deadline_stop(clock, budget=30.0)
+    assert _epoch(stop, clock, 0, 3)  # 3 s of steps, 5 s of validation: 22 s left.
+    assert stop.first_epoch_end == 8.0
+    # The next epoch's start waits 10 s (its first step ends 11 s after it began): 4 s left
+    # after it, fewer than the longest start of an epoch and a validation pass need.
+    assert not _epoch(stop, clock, 1, 3, start_wait=10.0)
+    assert stop.stopped_in_epoch == 3 and clock.now == 26.0
+    # The last planned epoch ends the training without being counted as a stop.
+    clock = _Clock()
+    stop = _deadline_stop(clock, budget=30.0)
+    stop.set_params({"epochs": 2, "steps": 3})
+    assert _epoch(stop, clock, 0, 3) and _epoch(stop, clock, 1, 3, start_wait=10.0)
+    assert stop.stopped_in_epoch is None
+
+
+def test_the_deadline_estimates_a_validation_pass_before_timing_one():
+    clock = _Clock()
+    stop = _deadline_stop(clock, budget=100.0, validation_batches=30)
+    stop.on_epoch_begin(0)
+    for batch in range(3):
+        stop.on_train_batch_begin(batch)
+        clock.now += 20.0 if batch == 0 else 1.0  # The first step traces: not counted.
+        stop.on_train_batch_end(batch)
+    assert stop.expected_validation() == 10.0  # 30 forward passes at a third of a 1 s step.
+    clock.now = 89.5  # 10.5 s left: a validation pass (10 s) and a step still fit ...
+    stop.on_train_batch_begin(3)
+    clock.now += 1.0
+    stop.on_train_batch_end(3)  # ... but no further step after this one.
+    assert stop.stopped_in_epoch == 1
+    # A timed validation pass replaces the estimate; none is expected without validation data.
+    stop.on_test_begin()
+    clock.now += 2.0
+    stop.on_test_end()
+    assert stop.expected_validation() == 2.0
+    assert _deadline_stop(clock, budget=100.0).expected_validation() == 0.0
+
+
+def test_validation_batches_are_counted_from_arrays_and_datasets():
+    import numpy as np
+
+    from kerasnas.data.pipeline import to_dataset
+
+    x, y = np.zeros((70, 2), "float32"), np.zeros(70, "int64")
+    assert validation_batches({"validation_data": (x, y), "batch_size": 32}) == 3
+    assert validation_batches({"validation_data": (x, y)}) == 3  # Keras's default batch: 32.
+    assert validation_batches({"validation_data": to_dataset(x, y, 10)}) == 7
+    assert validation_batches({}) is None
+
+
+def test_a_trial_starts_when_its_first_epoch_fits():
+    # The longest trial took 50 s; 60 s of 100 are used: a whole trial does not fit ...
+    assert search_stop_reason([50.0], 60.0, None, 100.0, 0.0) is not None
+    # ... but its first epoch (20 s) does: the deadline stops it after its last whole epoch.
+    assert search_stop_reason([50.0], 60.0, None, 100.0, 0.0, next_trial=20.0) is None

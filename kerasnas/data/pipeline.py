@@ -27,6 +27,11 @@ def to_dataset(
     The arrays are held once as tensors (so every epoch reads memory, like a
     cache) and batches are gathered by index; with `shuffle`, the order is
     drawn anew each epoch from a sequence fixed by `seed`.
+
+    Two batches are prefetched and tf.data's autotuning is off: gathering a
+    batch costs microseconds, and on a busy CPU an autotuned pipeline held
+    each epoch's start (and `fit`'s return) for up to 11 s on the way its
+    iterator was torn down (benchmarks/time_budget.py).
     """
     import tensorflow as tf
 
@@ -35,7 +40,9 @@ def to_dataset(
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(2).with_options(options)
 
 
 def _numpy_datasets(splits: Splits, batch_size: int, seed: int | None) -> tuple[Any, Any, Any]:

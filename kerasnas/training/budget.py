@@ -74,6 +74,7 @@ def search_stop_reason(
     max_time: float | None,
     budget: float | None,
     reserve: float,
+    next_trial: float | None = None,
 ) -> str | None:
     """Why a search may start no further trial, or None.
 
@@ -84,9 +85,13 @@ def search_stop_reason(
             (looked-up) train times may not exceed it. None for none.
         budget: The search's `time_budget`, or None.
         reserve: Seconds of the budget kept free.
+        next_trial: The seconds the next trial needs. Defaults to the longest
+            finished trial's.
     """
     if max_time is not None and sum(times) >= max_time:
         return f"the simulated time budget is spent ({sum(times):.0f} s of max_time={max_time:g} s)"
     if budget is not None:
-        return budget_stop_reason(used, max(times, default=0.0), reserve, budget)
+        if next_trial is None:
+            next_trial = max(times, default=0.0)
+        return budget_stop_reason(used, next_trial, reserve, budget)
     return None

@@ -90,7 +90,7 @@ class TrainedEvaluator:
         epochs = runner.strategy_hook("trial_epochs", trial)
         if epochs is not None:  # e.g. a halving rung's or a one-shot search's retrain_epochs
             kwargs["epochs"] = epochs
-        deadline = runner.deadline()
+        deadline = runner.deadline(validation_batches(kwargs))
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), keras.callbacks.TerminateOnNaN()]
         kwargs["callbacks"] += [deadline] if deadline else []
         gradients_before = _memory.custom_gradient_names()
@@ -99,7 +99,7 @@ class TrainedEvaluator:
             with Heartbeat(runner.oracle, trial.trial_id, runner.heartbeat, runner.is_worker()):
                 histories, context = runner.fit_trial(trial, plan, kwargs)
             train_time = time.perf_counter() - start
-            runner.training_ended(deadline)
+            runner.training_ended(deadline, start)
             check_histories(histories, runner.oracle.objective)
             model = context.model
             needs_latency = LATENCY in objective_inputs(runner.oracle.objective)
@@ -162,6 +162,20 @@ def as_evaluator(evaluator: Any) -> Evaluator:
     if isinstance(evaluator, (TrainedEvaluator, TableEvaluator)):
         return evaluator
     return TableEvaluator(evaluator)
+
+
+def validation_batches(fit_kwargs: dict) -> int | None:
+    """The batches of a training's validation pass, or None when unknown (or none)."""
+    data = fit_kwargs.get("validation_data")
+    if data is None:
+        return None
+    if isinstance(data, (tuple, list)) and data and hasattr(data[0], "__len__"):
+        return -(-len(data[0]) // int(fit_kwargs.get("batch_size") or 32))
+    cardinality = getattr(data, "cardinality", None)
+    if cardinality is None:
+        return None
+    count = int(cardinality())
+    return count if count > 0 else None
 
 
 def query_rng(seed: int | None, number: int) -> np.random.Generator:

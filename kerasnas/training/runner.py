@@ -255,6 +255,9 @@ class NasTuner(keras_tuner.Tuner):
         self.validation_seconds = 0.0
         self._after_training = 0.0
         self._training_ended: float | None = None
+        # The longest time from a trial's start to the end of its first epoch (its
+        # validation pass included) in this run: what a trial needs to be scored.
+        self._first_epoch: float | None = None
 
     def is_worker(self) -> bool:
         """Whether this runner is a worker of a chief (in chief/worker mode)."""
@@ -441,9 +444,10 @@ class NasTuner(keras_tuner.Tuner):
         """Seconds of the time budget used: this run's wall time plus earlier runs'."""
         return self._time_before + (time.perf_counter() - self._search_start)
 
-    def deadline(self) -> DeadlineStop | None:
+    def deadline(self, validation_batches: int | None = None) -> DeadlineStop | None:
         """A callback that stops a trial's training in time for the search to end with the
-        budget (less `reserve`): after its validation pass and the work after a trial."""
+        budget (less `reserve`): after its validation pass (of `validation_batches`
+        batches, when known) and the work after a trial."""
         if self.time_budget is None or self._is_worker():
             return None
         left = self.time_budget - self.reserve
@@ -451,13 +455,18 @@ class NasTuner(keras_tuner.Tuner):
             lambda: left - self.time_used(),
             margin=lambda: self._after_training + END_SECONDS,
             validation_seconds=self.validation_seconds,
+            validation_batches=validation_batches,
         )
 
-    def training_ended(self, deadline: DeadlineStop | None) -> None:
-        """Called by the evaluator when a trial's training ends (timing what follows)."""
+    def training_ended(self, deadline: DeadlineStop | None, started: float) -> None:
+        """Called by the evaluator when a trial's training (begun at `started`, a
+        `time.perf_counter()` value, its build included) ends: times what follows."""
         self._training_ended = time.perf_counter()
         if deadline is not None:
             self.validation_seconds = max(self.validation_seconds, deadline.validation_seconds)
+            if deadline.first_epoch_end is not None:
+                first = deadline.first_epoch_end - started
+                self._first_epoch = max(self._first_epoch or 0.0, first)
 
     def pre_create_trial(self) -> None:
         max_time = self.evaluator.max_time
@@ -465,7 +474,14 @@ class NasTuner(keras_tuner.Tuner):
             times = trial_times(self.oracle)
             # A trial also needs the work after its training, and the search its last words.
             used = self.time_used() + (self._after_training + END_SECONDS) * bool(times)
-            reason = search_stop_reason(times, used, max_time, self.time_budget, self.reserve)
+            # A trial starts when its first epoch fits: the deadline then stops it after
+            # the last epoch that fits.
+            next_trial = max(times, default=0.0)
+            if self._first_epoch is not None:
+                next_trial = min(next_trial, self._first_epoch)
+            reason = search_stop_reason(
+                times, used, max_time, self.time_budget, self.reserve, next_trial
+            )
             if reason is not None:
                 self.oracle.request_stop(reason)
 
