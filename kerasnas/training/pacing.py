@@ -239,7 +239,8 @@ class DeadlineStop(keras.callbacks.Callback):
         self.stopped_in_epoch: int | None = None
         self.first_epoch_end: float | None = None
         self.step_seconds = 0.0  # The longest step after the first (which traces).
-        self._epoch_start_seconds = 0.0  # The longest wait from an epoch's start to its first step's end.
+        # The longest time from an epoch's start to the end of its first step.
+        self._epoch_start_seconds = 0.0
         self._epoch = 0
         self._epochs_begun = 0
         self._epoch_begin = self._batch_begin = 0.0
