@@ -124,8 +124,8 @@ def _define_own_flags() -> None:
     flags.DEFINE_float(
         "time_budget",
         None,
-        "Wall-clock seconds the search may take (earlier runs' trials count); no trial starts "
-        "that would not fit. Default: no budget.",
+        "Wall-clock seconds the search may take (earlier runs' trials count); a trial starts "
+        "when its first epoch fits and is stopped at the deadline. Default: no budget.",
         lower_bound=1e-9,
     )
     flags.DEFINE_integer("halving_eta", None, _HALVING_HELP, lower_bound=2)

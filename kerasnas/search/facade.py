@@ -70,9 +70,11 @@ class Search(SearchResults, FinalModel):
         mixed_precision: Train in `mixed_float16` (for GPUs). Defaults to False.
         jit_compile: XLA-compile each model's training step. Defaults to False.
         time_budget: Wall-clock seconds the search may take (a resumed
-            search counts its earlier trials' train time). No trial starts
-            when the time used plus the longest finished trial's time plus
-            `reserve` would exceed it; the progress line shows what is left.
+            search counts its earlier trials' train time). A trial starts when
+            the time used, its first epoch (as long as this run's first epochs
+            took, or else the longest finished trial) and `reserve` fit in it;
+            a running trial is stopped at the deadline and scored by its best
+            epoch so far. The progress line shows what is left.
             Defaults to None (no budget; `max_trials` still applies).
         reserve: Seconds of `time_budget` kept free, e.g. for training the
             final model after the search. Defaults to 0.

@@ -186,9 +186,9 @@ class NasTuner(keras_tuner.Tuner):
             `$KERASNAS_HEARTBEAT` or 15.
         time_budget: Wall-clock seconds the search may take, counting the
             train time of trials finished in earlier runs of the project and
-            the strategy's `prepare` (e.g. supernet training). No trial starts
-            when the time used plus the longest finished trial's time plus
-            `reserve` would exceed it. Defaults to None (no budget).
+            the strategy's `prepare` (e.g. supernet training). A trial starts
+            when its first epoch fits (see `kerasnas.Search`); its training is
+            stopped at the deadline. Defaults to None (no budget).
         reserve: Seconds of the budget kept free, e.g. for a final training
             after the search. Defaults to 0.
         recipe: A `kerasnas.Recipe` that compiles each trial's model
