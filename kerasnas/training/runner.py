@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import gc
 import json
 import logging
 import os
@@ -411,11 +410,6 @@ class NasTuner(keras_tuner.Tuner):
         self._begin(x, fit_kwargs.get("validation_data"), started)
         with self.evaluator.session(self):
             super().search(*fit_args, **fit_kwargs)
-
-    def on_search_end(self) -> None:
-        super().on_search_end()
-        if self.evaluator.trains:
-            gc.collect()  # The last trial's graphs (each earlier one's: the next build's).
 
     def on_search_begin(self) -> None:
         pass  # `search` began it, with the data (`_begin`); keras-tuner's chief skips this.
