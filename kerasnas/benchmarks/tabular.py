@@ -262,7 +262,13 @@ def shared_table_path(name: str, start: str | os.PathLike | None = None) -> str 
     """
     if name not in SHARED_TABLES:
         raise ValueError(f"Unknown shared table {name!r}; choose among {list(SHARED_TABLES)}.")
-    filename = SHARED_TABLES[name]
+    return shared_data_path(SHARED_TABLES[name], start)
+
+
+def shared_data_path(filename: str, start: str | os.PathLike | None = None) -> str | None:
+    """Finds a file of `shared/data` beside the project (e.g. `nas-bench-101_20k.csv`), if
+    present: in `$KERASNAS_SHARED_DATA`, then in `../shared/data` from `start` (default:
+    the current directory) and from the package's checkout."""
     candidates = []
     if os.environ.get("KERASNAS_SHARED_DATA"):
         candidates.append(os.path.join(os.environ["KERASNAS_SHARED_DATA"], filename))
