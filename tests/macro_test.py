@@ -29,7 +29,8 @@ def test_encode_decode_round_trip():
         assert kn.Architecture.from_json(arch.to_json()).hash() == arch.hash()
 
 
-@pytest.mark.parametrize("key", ["00000000", "11111111", "22212220", "01201201"])
+# Every layer skipped, and every op (identity, both blocks) in one network.
+@pytest.mark.parametrize("key", ["00000000", "01201201"])
 def test_models_build_train_and_export(key, tmp_path):
     space = kn.spaces.MacroSpace(
         num_classes=10, input_shape=(8, 8, 1), init_channels=4, head_channels=16
