@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
-# Processes that run the test suite (pytest-xdist); each test runs in one of them.
+# Processes that run the test suite (pytest-xdist); each test runs in one of them, and a
+# process that runs out of tests takes some of the other's (worksteal: no idle tail).
 TEST_WORKERS ?= 2
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -43,7 +44,7 @@ datasets:
 	done
 
 test: $(VENV)/.installed-test datasets
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=20
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=20
 
 bench: $(VENV)/.installed
 	@set -e; for b in benchmarks/*.py; do \

@@ -46,7 +46,7 @@ setup(
         "test": [
             "pytest>=7",
             "pytest-timeout>=2",  # A hung test fails (setup.cfg) instead of stalling CI.
-            "pytest-xdist>=3",  # `make test` runs the suite on 2 processes.
+            "pytest-xdist>=3.2",  # `make test` runs the suite on 2 processes (worksteal).
             "ruff>=0.4",
             "nbclient>=0.7",
             "nbformat>=5.7",
