@@ -3,11 +3,14 @@
 from kerasnas.benchmarks import analysis, compare, harness, tpe
 from kerasnas.benchmarks.tabular import (
     SHARED_TABLES,
+    TRANSNAS_TASKS,
     TabularBenchmark,
     load_channel,
     load_macro,
     load_shared,
+    load_transnas,
     macro_table_path,
+    shared_data_path,
     shared_table_paths,
 )
 
@@ -17,10 +20,13 @@ __all__ = [
     "harness",
     "tpe",
     "SHARED_TABLES",
+    "TRANSNAS_TASKS",
     "TabularBenchmark",
     "load_channel",
     "load_macro",
     "load_shared",
+    "load_transnas",
     "macro_table_path",
+    "shared_data_path",
     "shared_table_paths",
 ]

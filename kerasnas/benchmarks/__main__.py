@@ -29,15 +29,26 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list(
     "tables",
     None,
-    "Shared tables to compare on: macro, channel_resnet, channel_mobilenet. "
+    "Shared tables to compare on: macro, channel_resnet, channel_mobilenet, transnas_<task> "
+    "(class_scene, jigsaw, room_layout, segmentsemantic, autoencoder). "
     "Default: all found in ../shared/data (or $KERASNAS_SHARED_DATA).",
 )
-flags.DEFINE_string("table", None, "Path of one table file (JSON) instead of --tables.")
+flags.DEFINE_string("table", None, "Path of one table file instead of --tables.")
 flags.DEFINE_enum(
     "space",
     None,
-    ["macro", "channel_resnet", "channel_mobilenet"],
-    "Which benchmark --table holds; default: from its file name, else macro.",
+    [
+        "macro",
+        "channel_resnet",
+        "channel_mobilenet",
+        "transnas_class_scene",
+        "transnas_jigsaw",
+        "transnas_room_layout",
+        "transnas_segmentsemantic",
+        "transnas_autoencoder",
+    ],
+    "Which benchmark --table holds; default: from its file name (TransNAS-Bench-101: "
+    "class_scene), else macro.",
 )
 flags.DEFINE_list(
     "strategies",

@@ -251,7 +251,23 @@ SHARED_TABLES = {
     "macro": "nas-bench-macro_cifar10.json",
     "channel_resnet": "channel-bench-macro_resnet_cifar10.json",
     "channel_mobilenet": "channel-bench-macro_mobilenet_cifar10.json",
+    # TransNAS-Bench-101 micro: one file, a table per task.
+    "transnas_class_scene": "transnas-bench-101_micro.csv",
+    "transnas_jigsaw": "transnas-bench-101_micro.csv",
+    "transnas_room_layout": "transnas-bench-101_micro.csv",
+    "transnas_segmentsemantic": "transnas-bench-101_micro.csv",
+    "transnas_autoencoder": "transnas-bench-101_micro.csv",
 }
+#: TransNAS-Bench-101 micro's tasks and what each `val` column holds (higher is better).
+TRANSNAS_TASKS = {
+    "class_scene": "top-1 accuracy (%)",
+    "jigsaw": "top-1 accuracy (%)",
+    "room_layout": "negative L2 loss",
+    "segmentsemantic": "pixel accuracy (%)",
+    "autoencoder": "SSIM",
+}
+#: TransNAS-Bench-101 micro's edge ops by digit of its arch strings.
+TRANSNAS_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")
 
 
 def shared_table_path(name: str, start: str | os.PathLike | None = None) -> str | None:
@@ -410,19 +426,90 @@ def _seeded_accuracy_table(
     )
 
 
+def load_transnas(
+    path: str | os.PathLike | None = None,
+    task: str = "class_scene",
+    *,
+    space: SearchSpace | None = None,
+    **kwargs: Any,
+) -> TabularBenchmark:
+    """A task of TransNAS-Bench-101 micro as a benchmark of `NASBench201Space` with its
+    four ops (`TRANSNAS_OPS`: no `avg_pool_3x3`): all 4,096 cells.
+
+    The table holds one training's final validation figure per cell and task
+    (`TRANSNAS_TASKS`: higher is better for each) and no test split, so
+    `val_accuracy` and `test_accuracy` are both that figure, in the table's
+    units: searches are judged by the best figure found (the regret to the
+    task's best). Isomorphic cells are separate rows, so any cell can be
+    queried.
+
+    Args:
+        path: The CSV file; found with `shared_data_path` when None.
+        task: One of `TRANSNAS_TASKS`. Defaults to `"class_scene"`.
+        space: A `NASBench201Space` with the four ops; a default one when None.
+        **kwargs: `TabularBenchmark` arguments (`epochs`, ...).
+    """
+    from kerasnas.spaces.nasbench201 import EDGES, NASBench201Space, edge_name
+
+    if task not in TRANSNAS_TASKS:
+        raise ValueError(f"Unknown TransNAS-Bench-101 task {task!r}; choose among "
+                         f"{list(TRANSNAS_TASKS)}.")  # fmt: skip
+    space = space or NASBench201Space(ops=TRANSNAS_OPS, name="transnas_micro")
+    if getattr(space, "ops", None) != TRANSNAS_OPS:
+        raise ValueError(
+            f"space must be a NASBench201Space(ops={list(TRANSNAS_OPS)}). Received: {space!r}."
+        )
+    path = path or shared_data_path(SHARED_TABLES["transnas_" + task])
+    if path is None or not os.path.exists(path):
+        raise FileNotFoundError(
+            "The TransNAS-Bench-101 micro table (transnas-bench-101_micro.csv) was not found; "
+            "pass its path, or set KERASNAS_SHARED_DATA to the folder holding it."
+        )
+    path = os.fspath(path)
+    table: dict[str, dict[str, Value]] = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("task", "arch", "val") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} has no column(s) {missing}; its columns are "
+                             f"{reader.fieldnames}.")  # fmt: skip
+        for row in reader:
+            if row["task"] != task:
+                continue
+            digits = row["arch"].strip()
+            if len(digits) != len(EDGES) or not set(digits) <= set("0123"):
+                raise ValueError(f"arch {digits!r} in {path} is not six digits 0-3.")
+            edges = zip(EDGES, digits, strict=True)
+            values = {edge_name(j, i): TRANSNAS_OPS[int(d)] for (j, i), d in edges}
+            value = _number(row["val"], "val", path)
+            table[space.key(values)] = {"val_accuracy": value, "test_accuracy": value}
+    if not table:
+        raise ValueError(f"{path} has no rows of task {task!r}.")
+    return TabularBenchmark(space, table, source=f"{path} ({task})", **kwargs)
+
+
 def load_shared(
     name: str, path: str | os.PathLike | None = None, *, search_metric: str | None = None
 ) -> TabularBenchmark:
-    """A shared table by name (`"macro"`, `"channel_resnet"`, `"channel_mobilenet"`).
+    """A shared table by name (a name of `SHARED_TABLES`: `"macro"`, `"channel_resnet"`,
+    `"channel_mobilenet"`, `"transnas_<task>"`).
 
     Args:
         name: A name of `SHARED_TABLES`.
-        path: The JSON file; found with `shared_table_path(name)` when None.
+        path: The table's file; found with `shared_table_path(name)` when None.
         search_metric: The search signal's record path; each loader's default
-            (a random seed's accuracy per query) when None.
+            (a random seed's accuracy per query) when None. TransNAS-Bench-101
+            has one figure per cell: it takes none.
     """
     if name not in SHARED_TABLES:
         raise ValueError(f"Unknown shared table {name!r}; choose among {list(SHARED_TABLES)}.")
+    if name.startswith("transnas_"):
+        if search_metric is not None:
+            raise ValueError(
+                f"{name} has one figure per cell: no search_metric applies. "
+                f"Received: search_metric={search_metric!r}."
+            )
+        return load_transnas(path, name.removeprefix("transnas_"))
     kwargs = {} if search_metric is None else {"search_metric": search_metric}
     if name == "macro":
         return load_macro(path, **kwargs)

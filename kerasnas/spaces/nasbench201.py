@@ -71,6 +71,9 @@ class NASBench201Space(SearchSpace):
             benchmark uses 16. Defaults to 16.
         cells_per_stage: Cells per stage (N). The benchmark uses 5. Defaults to 5.
         learning_rate: Adam learning rate of the compiled models. Defaults to 1e-3.
+        ops: The edge ops to choose from: a subset of the five (at least two), kept
+            in the benchmark's order. TransNAS-Bench-101's micro cell is this cell
+            without `avg_pool_3x3` (4**6 = 4,096 cells). Defaults to all five.
         name: The space's name.
     """
 
@@ -89,6 +92,7 @@ class NASBench201Space(SearchSpace):
         stem_filters: int = 16,
         cells_per_stage: int = 5,
         learning_rate: float = 1e-3,
+        ops: Sequence[str] = EDGE_OPS,
         name: str = "nasbench201",
     ):
         for arg, value in (("stem_filters", stem_filters), ("cells_per_stage", cells_per_stage)):
@@ -98,19 +102,31 @@ class NASBench201Space(SearchSpace):
             raise ValueError(
                 f"learning_rate must be positive. Received: learning_rate={learning_rate}."
             )
+        if isinstance(ops, str) or not all(isinstance(op, str) for op in ops):
+            raise ValueError(f"ops must be a list of op names. Received: ops={ops!r}.")
+        unknown = [op for op in ops if op not in EDGE_OPS]
+        if unknown or len(set(ops)) < 2:
+            raise ValueError(
+                f"ops must name at least two of the NAS-Bench-201 ops {list(EDGE_OPS)}. "
+                f"Received: ops={list(ops)!r}" + (f" (unknown: {unknown})." if unknown else ".")
+            )
+        self.ops = tuple(op for op in EDGE_OPS if op in ops)
         self.stem_filters = stem_filters
         self.cells_per_stage = cells_per_stage
         self.learning_rate = float(learning_rate)
-        self._decisions = tuple(Decision(edge_name(j, i), EDGE_OPS) for j, i in EDGES)
+        self._decisions = tuple(Decision(edge_name(j, i), self.ops) for j, i in EDGES)
         super().__init__(num_classes=num_classes, input_shape=input_shape, name=name)
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config = {
             **super().get_config(),
             "stem_filters": self.stem_filters,
             "cells_per_stage": self.cells_per_stage,
             "learning_rate": self.learning_rate,
         }
+        if self.ops != EDGE_OPS:  # Projects of the five ops stored no `ops`: they still resume.
+            config["ops"] = list(self.ops)
+        return config
 
     def key(self, values: Mapping[str, Scalar]) -> str:
         """The benchmark's arch string of these decision values (its table key)."""
@@ -141,10 +157,11 @@ class NASBench201Space(SearchSpace):
         """The path encoding of the cell (`kerasnas.spaces.encoding`; used by BANANAS).
 
         One 0/1 feature per sequence of 0 to 3 non-`none` ops on a path from
-        node 0 to node 3: 85 features.
+        node 0 to node 3: 85 features with the five ops, 40 without `avg_pool_3x3`.
         """
         self.encode(arch)  # Validates that the architecture belongs to the space.
-        encoder = PathEncoder((CELL_NAME,), (INPUT_LABEL,), EDGE_OPS[1:], NUM_NODES - 1)
+        labels = tuple(op for op in self.ops if op != "none")
+        encoder = PathEncoder((CELL_NAME,), (INPUT_LABEL,), labels, NUM_NODES - 1)
         return encoder.encode(arch.cells)
 
     # -- The benchmark's arch strings ----------------------------------------
