@@ -159,3 +159,44 @@ def test_harness_refuses_bad_arguments():
     assert "Traceback" not in bad.stderr
     bad = run_cli("--tables=macro,nasbench301", "--seeds=1")
     assert bad.returncode == 2 and "unknown table ['nasbench301']" in bad.stderr
+
+
+class _Table:
+    """A stand-in for a `TableSpec`: `load()` gives an object with the table's records."""
+
+    def __init__(self, values):
+        self.table = {str(i): {"test_accuracy": v} for i, v in enumerate(values)}
+
+    def load(self):
+        return self
+
+
+def _result(name, finals):
+    finals = np.asarray(finals, dtype=float)
+    curves = np.tile(finals[:, None], (1, 2))
+    return compare.StrategyResult(name, finals, curves, curves, 0.0)
+
+
+def test_regrets_ranks_and_leave_one_out():
+    # Table a: best 1.0, top-1 % edge 0.99 (spread 0.01); table b: best 100, edge 90 (spread 10).
+    a = _Table([*np.linspace(0.0, 0.99, 100), 1.0])
+    b = _Table([*np.linspace(0.0, 90.0, 100), 100.0])
+    results = {
+        "a": {2: {"x": _result("x", [1.0, 0.99]), "y": _result("y", [0.98, 0.98])}},
+        "b": {2: {"x": _result("x", [80.0, 80.0]), "y": _result("y", [90.0, 100.0])}},
+    }
+    comparison = harness.Comparison(
+        {"a": a, "b": b}, (2,), ("x", "y"), results, "val_accuracy", "test_accuracy"
+    )
+    regrets = comparison.regrets("a", 2)
+    np.testing.assert_allclose(regrets["x"], [0.0, 1.0], atol=1e-9)  # In units of 0.01.
+    np.testing.assert_allclose(comparison.regrets("b", 2)["y"], [1.0, 0.0], atol=1e-9)
+    assert comparison.ranks(2) == {"a": {"x": 1.0, "y": 2.0}, "b": {"x": 2.0, "y": 1.0}}
+    lines = comparison.regret_lines()
+    assert lines[0] == "regret budget=2 strategy=x mean_rank=1.50 a=0.50±0.50(1) b=2.00±0.00(2)"
+    assert lines[1].startswith("regret budget=2 strategy=y mean_rank=1.50 a=2.00±0.00(2)")
+    # Left out, each table is scored with the strategy the other table ranks first.
+    assert lines[2:] == [
+        "leave-one-out budget=2 table=a chosen=y rank=2/2 regret=2.00",
+        "leave-one-out budget=2 table=b chosen=x rank=2/2 regret=2.00",
+    ]

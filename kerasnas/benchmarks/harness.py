@@ -133,7 +133,8 @@ class Comparison:
     report: str
 
     def lines(self) -> list[str]:
-        """Per table a header, then per budget and strategy `StrategyResult.line`."""
+        """Per table a header, then per budget and strategy `StrategyResult.line`; then,
+        with several tables, `regret_lines()`."""
         out = []
         for name, spec in self.tables.items():
             bench = spec.load()
@@ -145,6 +146,66 @@ class Comparison:
             for budget in self.budgets:
                 for result in self.results[name][budget].values():
                     out.append(result.line(budget, table=name))
+        return out + (self.regret_lines() if len(self.tables) > 1 else [])
+
+    def regrets(self, table: str, budget: int) -> dict[str, np.ndarray]:
+        """Each strategy's normalised regret per seed on a table at a budget: the gap of its
+        pick's reported metric to the table's best, in units of the spread of the table's
+        top 1 % (its best less its 99th percentile), so that tables of any scale and
+        spread compare: 0 is the table's best, 1 the edge of its top 1 %."""
+        bench = self.tables[table].load()
+        values = np.array([np.mean(r[self.report]) for r in bench.table.values()])
+        best, edge = float(values.max()), float(np.quantile(values, 0.99))
+        spread = best - edge if best > edge else 1.0
+        return {
+            name: (best - result.final) / spread
+            for name, result in self.results[table][budget].items()
+        }
+
+    def ranks(self, budget: int) -> dict[str, dict[str, float]]:
+        """`{table: {strategy: rank}}` at a budget by mean normalised regret (1 the best;
+        ties share the mean of their ranks)."""
+        out = {}
+        for table in self.tables:
+            means = {n: float(r.mean()) for n, r in self.regrets(table, budget).items()}
+            ordered = sorted(means.values())
+            out[table] = {
+                n: float(np.mean([i + 1 for i, v in enumerate(ordered) if v == m]))
+                for n, m in means.items()
+            }
+        return out
+
+    def regret_lines(self) -> list[str]:
+        """Per budget and strategy its normalised regret and rank on every table and its
+        mean rank over them (`regret budget=B strategy=S mean_rank=R <table>=<regret>±<se>
+        (rank) ...`), best mean rank first; then per table left out, the strategy that
+        the other tables' mean rank would choose, and its rank on the table left out."""
+        out = []
+        for budget in self.budgets:
+            ranks = self.ranks(budget)
+            regrets = {t: self.regrets(t, budget) for t in self.tables}
+            mean_rank = {n: float(np.mean([ranks[t][n] for t in ranks])) for n in self.strategies}
+            for name in sorted(self.strategies, key=lambda n: (mean_rank[n], n)):
+                cells = " ".join(
+                    f"{t}={regrets[t][name].mean():.2f}±{_se(regrets[t][name]):.2f}"
+                    f"({ranks[t][name]:g})"
+                    for t in self.tables
+                )
+                out.append(
+                    f"regret budget={budget} strategy={name} "
+                    f"mean_rank={mean_rank[name]:.2f} {cells}"
+                )
+            for left_out in self.tables:
+                others = [t for t in self.tables if t != left_out]
+                chosen = min(
+                    self.strategies,
+                    key=lambda n: (float(np.mean([ranks[t][n] for t in others])), n),
+                )
+                out.append(
+                    f"leave-one-out budget={budget} table={left_out} chosen={chosen} "
+                    f"rank={ranks[left_out][chosen]:g}/{len(self.strategies)} "
+                    f"regret={regrets[left_out][chosen].mean():.2f}"
+                )
         return out
 
     def plot(self, prefix: str) -> list[str]:
@@ -254,6 +315,11 @@ def run(
     return Comparison(
         {t.name: t for t in tables}, budgets, tuple(names), results, objective, report
     )
+
+
+def _se(values: np.ndarray) -> float:
+    """Standard error of a mean over seeds (0 for one seed)."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def _collect(runs: list[tuple[_Job, tuple]], budget: int, prefix: bool) -> compare.StrategyResult:
