@@ -122,7 +122,7 @@ def test_harness_prints_the_documented_lines_in_parallel(tmp_path):
     assert (tmp_path / "cmp_macro.png").read_bytes()[:4] == b"\x89PNG"
     assert lines[2].startswith("table macro (") and "6561 architectures" in lines[2]
     assert lines[9].startswith("table channel_mobilenet (") and "(4444342)" in lines[9]
-    rows = [line.split() for line in lines[3:9] + lines[10:]]
+    rows = [line.split() for line in lines[3:9] + lines[10:16]]
     expected = [
         (table, budget, name)
         for table in ("macro", "channel_mobilenet")
@@ -140,6 +140,12 @@ def test_harness_prints_the_documented_lines_in_parallel(tmp_path):
             "budget",
         ]
         assert 0.85 < float(row[1][5:]) < 0.94
+    # Then per budget the strategies by mean rank, and each table scored by the other's pick.
+    regret = [line.split()[:3] for line in lines[16:]]
+    assert [r[:2] for r in regret] == [["regret", "budget=10"]] * 3 + [
+        ["leave-one-out", "budget=10"]
+    ] * 2 + [["regret", "budget=20"]] * 3 + [["leave-one-out", "budget=20"]] * 2
+    assert {r[2] for r in regret[:3]} == {"strategy=tpe", "strategy=random", "strategy=evolution"}
     # The two worker processes give what one process gives.
     serial = harness.run(
         [spec("macro"), spec("channel_mobilenet")],
