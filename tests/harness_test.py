@@ -37,6 +37,14 @@ def test_table_strategies_leave_out_those_that_train():
             pass
 
     assert harness.table_strategies({"r": kn.oracles.RandomSearchOracle, "t": Trains}) == ["r"]
+    # A strategy may say that it runs on tables whatever its hooks (BANANAS's `prepare`
+    # only keeps examples for its optional proxy features).
+    assert "bananas" in names
+
+    class SaysSo(Trains):
+        runs_on_tables = True
+
+    assert harness.table_strategies({"t": Trains, "s": SaysSo}) == ["s"]
 
 
 @needs_optuna

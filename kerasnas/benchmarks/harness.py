@@ -55,20 +55,22 @@ class TableSpec:
 def table_strategies(registry: Mapping[str, type] | None = None) -> list[str]:
     """The registered strategies that run on a table, in registry order.
 
-    Excluded are strategies that train networks themselves: those whose hooks
-    are essential (`needs_runner`, e.g. morphism and the one-shot methods),
-    that need validation data, or that override `prepare` or `model_for_trial`.
+    A strategy says so with `runs_on_tables`; when it does not (None), those
+    that train networks themselves are excluded: those whose hooks are
+    essential (`needs_runner`, e.g. morphism and the one-shot methods), that
+    need validation data, or that override `prepare` or `model_for_trial`.
     """
     from kerasnas.oracles import STRATEGIES
     from kerasnas.oracles.base import NasOracle
 
     names = []
     for name, cls in (STRATEGIES if registry is None else registry).items():
+        declared = getattr(cls, "runs_on_tables", None)
         trains = getattr(cls, "needs_runner", False) or getattr(cls, "needs_validation_data", False)
         trains = trains or any(
             getattr(cls, hook, None) is not getattr(NasOracle, hook) for hook in _TRAINING_HOOKS
         )
-        if not trains:
+        if declared if declared is not None else not trains:
             names.append(name)
     return names
 

@@ -8,7 +8,7 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from keras_tuner.engine import trial as trial_module
@@ -107,6 +107,9 @@ class BananasOracle(NasOracle):
             f"encoding, among {', '.join(proxies.PROXIES)} (e.g. naswot,flops)",
         )
     }
+
+    # Its `prepare` only keeps training examples for the optional proxy features.
+    runs_on_tables: ClassVar[bool | None] = True
 
     def __init__(
         self,

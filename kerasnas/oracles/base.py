@@ -120,6 +120,10 @@ class NasOracle(StoredOracle):
     #: False when the strategy's trials are not plain architectures of the space trained
     #: from scratch (e.g. grown or one-shot networks): it refuses `halving`.
     supports_halving: ClassVar[bool] = True
+    #: Whether the strategy runs on a tabular benchmark (no training data, no trained
+    #: networks). None: judged from its hooks (`kerasnas.benchmarks.harness`): not when it
+    #: needs the runner or validation data, or overrides `prepare` or `model_for_trial`.
+    runs_on_tables: ClassVar[bool | None] = None
 
     def __init__(
         self,
