@@ -70,7 +70,8 @@ def table_strategies(registry: Mapping[str, type] | None = None) -> list[str]:
         trains = trains or any(
             getattr(cls, hook, None) is not getattr(NasOracle, hook) for hook in _TRAINING_HOOKS
         )
-        if declared if declared is not None else not trains:
+        runs = declared if declared is not None else not trains
+        if runs:
             names.append(name)
     return names
 

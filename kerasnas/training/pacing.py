@@ -201,9 +201,8 @@ class DeadlineStop(keras.callbacks.Callback):
     forward passes at a third of the mean training step each (a forward pass
     is about a third of a step's work; for a NASNet-space network on 1,000
     Fashion-MNIST images, 4.2 s estimated and 4.1 s measured, tracing
-    included). keras-tuner
-    deep-copies a trial's callbacks: this one is shared instead, so that the
-    runner can read what it measured afterwards.
+    included). keras-tuner deep-copies a trial's callbacks: this one is shared
+    instead, so that the runner can read what it measured afterwards.
 
     Args:
         seconds_left: Seconds left before the deadline, when called.
