@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from kerasnas import backend
 from kerasnas.architecture import Scalar
 
 if TYPE_CHECKING:
@@ -156,6 +157,7 @@ class PolicyNetwork:
         self.memory_heads = (
             [keras.layers.Dense(n, kernel_initializer=init) for n in self.sizes] if memory else []
         )
+        self._sampler: Callable | None = None
         # Build every layer once so that the variables exist (and can be saved).
         zeros = np.zeros((1, len(self.sizes)), dtype="int32")
         self.log_prob(zeros, with_memory=bool(memory))
@@ -172,12 +174,12 @@ class PolicyNetwork:
         if self.temperature:
             logits = logits / self.temperature
         if self.tanh_constant:
-            logits = self.tanh_constant * tf.tanh(logits)
+            logits = self.tanh_constant * ops.tanh(logits)
         return logits
 
     def _initial(self, n: int):
-        x = tf.tile(tf.convert_to_tensor(self.start), [n, 1])
-        state = [tf.zeros((n, self.units)), tf.zeros((n, self.units))]
+        x = ops.tile(ops.convert_to_tensor(self.start), [n, 1])
+        state = [ops.zeros((n, self.units)), ops.zeros((n, self.units))]
         return x, state
 
     def sample(self, rng: np.random.Generator) -> tuple[list[int], float]:
@@ -191,25 +193,25 @@ class PolicyNetwork:
             rng: The generator to draw from.
         """
         u = rng.random(len(self.sizes)).astype("float32")
-        choices, logp = self._sample_graph(tf.constant(u))
-        return [int(c) for c in choices.numpy()], float(logp.numpy())
+        if self._sampler is None:  # Compiled once, on first use (backend.compiled).
+            self._sampler = backend.compiled(self._sample_steps, lambda: self.trainable_variables)
+        choices, logp = self._sampler(ops.convert_to_tensor(u))
+        return [int(c) for c in ops.convert_to_numpy(choices)], float(ops.convert_to_numpy(logp))
 
-    @tf.function(reduce_retracing=True)
-    def _sample_graph(self, u):
+    def _sample_steps(self, u):
         x, state = self._initial(1)
-        logp = tf.constant(0.0)
+        logp = ops.zeros(())
         choices = []
         for t in range(len(self.sizes)):
             h, state = self.cell(x, state)
-            log_probs = tf.nn.log_softmax(self._logits(h, t))[0]
-            cdf = tf.cumsum(tf.exp(log_probs))
-            c = tf.minimum(
-                tf.reduce_sum(tf.cast(cdf < u[t] * cdf[-1], tf.int32)), self.sizes[t] - 1
-            )
+            log_probs = ops.log_softmax(self._logits(h, t), axis=-1)[0]
+            cdf = ops.cumsum(ops.exp(log_probs))
+            below = ops.cast(ops.less(cdf, u[t] * cdf[-1]), "int32")
+            c = ops.minimum(ops.sum(below), self.sizes[t] - 1)
             choices.append(c)
-            logp += log_probs[c]
-            x = self.embeddings[t](tf.reshape(c, [1]))
-        return tf.stack(choices), logp
+            logp = logp + ops.take(log_probs, c)
+            x = self.embeddings[t](ops.reshape(c, [1]))
+        return ops.stack(choices), logp
 
     def log_prob(self, choices: Any, with_memory: bool = False) -> tuple:
         """Teacher-forced pass over a batch of choice indices (n, decisions).
@@ -221,27 +223,28 @@ class PolicyNetwork:
         Returns:
             `(log_prob, entropy, final_hidden, memory_loss)`: per-architecture
             log-probability and summed entropy, the final hidden states, and
-            the reconstruction loss of the memory heads (0 without them).
+            the reconstruction loss of the memory heads (0 without them), as
+            the backend's tensors (`keras.ops.convert_to_numpy` reads them).
         """
-        choices = tf.convert_to_tensor(choices, dtype=tf.int32)
-        n = tf.shape(choices)[0]
+        choices = ops.convert_to_tensor(choices, dtype="int32")
+        n = ops.shape(choices)[0]
         x, state = self._initial(n)
-        logp = tf.zeros((n,))
-        entropy = tf.zeros((n,))
+        logp = ops.zeros((n,))
+        entropy = ops.zeros((n,))
         h = None
         for t in range(len(self.sizes)):
             h, state = self.cell(x, state)
-            log_probs = tf.nn.log_softmax(self._logits(h, t))
-            logp += tf.gather(log_probs, choices[:, t], axis=1, batch_dims=1)
-            entropy -= tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=1)
+            log_probs = ops.log_softmax(self._logits(h, t), axis=-1)
+            logp = logp + ops.take_along_axis(log_probs, choices[:, t : t + 1], axis=1)[:, 0]
+            entropy = entropy - ops.sum(ops.exp(log_probs) * log_probs, axis=1)
             x = self.embeddings[t](choices[:, t])
-        memory_loss = tf.constant(0.0)
+        memory_loss = ops.zeros(())
         if with_memory and self.memory_heads:
             losses = [
-                tf.nn.sparse_softmax_cross_entropy_with_logits(choices[:, t], head(h))
+                ops.sparse_categorical_crossentropy(choices[:, t], head(h), from_logits=True)
                 for t, head in enumerate(self.memory_heads)
             ]
-            memory_loss = tf.reduce_mean(tf.add_n(losses)) / len(losses)
+            memory_loss = ops.mean(sum(losses[1:], losses[0])) / len(losses)
         return logp, entropy, h, memory_loss
 
     def get_weights(self) -> list[np.ndarray]:
@@ -353,8 +356,10 @@ class LSTMPolicy(PolicyNetwork):
             generator = np.random.default_rng(seed)
             replay_rng = lambda: generator  # noqa: E731 - one stream for every replay.
         self.replay_rng = replay_rng
-        self.optimizer = keras.optimizers.Adam(self.learning_rate)
+        # Gradients are clipped to a global norm of `grad_clip` by the optimizer.
+        self.optimizer = keras.optimizers.Adam(self.learning_rate, global_clipnorm=self.grad_clip)
         self.optimizer.build(self.trainable_variables)
+        self._gradients: Callable | None = None
         self.baseline: float | None = None
         self.reward_scale: float | None = None  # Moving RMS deviation from the baseline.
         self.buffer: list[dict] = []  # rewarded samples waiting for an update
@@ -399,46 +404,46 @@ class LSTMPolicy(PolicyNetwork):
         if self.normalize_advantage:
             # A batch of equal rewards (no scale yet) teaches nothing either way.
             advantage = deviation / self.reward_scale if self.reward_scale > 0 else 0 * deviation
-        advantage = tf.constant(advantage, dtype="float32")
+        advantage = np.asarray(advantage, dtype="float32")
         self.baseline = float(decay * self.baseline + (1 - decay) * rewards.mean())
         self.reward_scale = float(np.sqrt(decay * self.reward_scale**2 + (1 - decay) * square))
-        choices = np.array([s["choices"] for s in batch])
-        old_logp = tf.constant([s["logp"] for s in batch], dtype="float32")
+        choices = np.array([s["choices"] for s in batch], dtype="int32")
+        old_logp = np.array([s["logp"] for s in batch], dtype="float32")
         memory = None
         if self.memory_weight > 0 and self.memory:
             pick = self.replay_rng().choice(
                 len(self.memory), min(len(self.memory), 32), replace=False
             )
-            memory = np.array([self.memory[i] for i in pick])
-        if memory is None:
-            memory = np.zeros((0, len(self.sizes)), dtype="int32")
+            memory = np.array([self.memory[i] for i in pick], dtype="int32")
         for _ in range(self.ppo_epochs if self.algorithm == "ppo" else 1):
-            self._step(
-                tf.constant(choices, tf.int32), advantage, old_logp, tf.constant(memory, tf.int32)
-            )
+            self._step(choices, advantage, old_logp, memory)
         self.updates += 1
 
-    @tf.function(reduce_retracing=True)
+    def _loss(self, choices, advantage, old_logp, memory):
+        """The policy-gradient loss of a batch (plus the entropy bonus and the memory loss)."""
+        logp, entropy, _, _ = self.log_prob(choices)
+        if self.algorithm == "ppo":
+            ratio = ops.exp(logp - old_logp)
+            clipped = ops.clip(ratio, 1 - self.ppo_clip, 1 + self.ppo_clip)
+            loss = -ops.mean(ops.minimum(ratio * advantage, clipped * advantage))
+        else:
+            loss = -ops.mean(advantage * logp)
+        loss = loss - self.entropy_weight * ops.mean(entropy)
+        if self.memory_weight > 0 and memory is not None:
+            loss = loss + self.memory_weight * self.log_prob(memory, with_memory=True)[3]
+        return loss
+
     def _step(self, choices, advantage, old_logp, memory) -> None:
-        variables = self.trainable_variables
-        with tf.GradientTape() as tape:
-            logp, entropy, _, _ = self.log_prob(choices)
-            if self.algorithm == "ppo":
-                ratio = tf.exp(logp - old_logp)
-                clipped = tf.clip_by_value(ratio, 1 - self.ppo_clip, 1 + self.ppo_clip)
-                loss = -tf.reduce_mean(tf.minimum(ratio * advantage, clipped * advantage))
-            else:
-                loss = -tf.reduce_mean(advantage * logp)
-            loss -= self.entropy_weight * tf.reduce_mean(entropy)
-            if self.memory_weight > 0:
-                _, _, _, memory_loss = self.log_prob(memory, with_memory=True)
-                loss += self.memory_weight * memory_loss
-        grads = tape.gradient(loss, variables)
-        grads = [
-            g if g is not None else tf.zeros_like(v) for g, v in zip(grads, variables, strict=True)
+        if self._gradients is None:  # Compiled once, on first use.
+            self._gradients = backend.compiled(
+                self._loss, lambda: self.trainable_variables, differentiate=True
+            )
+        tensors = [
+            None if a is None else ops.convert_to_tensor(a)
+            for a in (choices, advantage, old_logp, memory)
         ]
-        grads, _ = tf.clip_by_global_norm(grads, self.grad_clip)
-        self.optimizer.apply(grads, variables)
+        _, grads = self._gradients(*tensors)
+        self.optimizer.apply(grads, self.trainable_variables)
 
     # -- State ---------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

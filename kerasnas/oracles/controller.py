@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import keras
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
@@ -197,14 +198,14 @@ class ControllerOracle(NasOracle):
         near = [a for a in listed if self.is_new(a)]
         if near:
             rows = np.array([self._choices(self.space.encode(a)) for a in near])
-            logps = self.controller.log_prob(rows)[0].numpy()
+            logps = self._log_probs(rows)
             best = int(np.argmax(logps))
             self.pending[trial_id] = {"choices": rows[best].tolist(), "logp": float(logps[best])}
             return self.propose(near[best])
         response = self.propose_random(rng)
         if response["values"] is not None:
             choices = self._choices(response["values"])
-            logp = float(self.controller.log_prob(np.array([choices]))[0][0])
+            logp = float(self._log_probs([choices])[0])
             self.pending[trial_id] = {"choices": choices, "logp": logp}
         return response
 
@@ -224,6 +225,10 @@ class ControllerOracle(NasOracle):
         if self.controller.observe(choices, logp, reward):
             self._weights_dirty = True
 
+    def _log_probs(self, rows: Any) -> np.ndarray:
+        """The policy's log-probability of each row of choice indices, as a numpy array."""
+        return keras.ops.convert_to_numpy(self.controller.log_prob(np.asarray(rows))[0])
+
     # -- Analysis -------------------------------------------------------------
     def log_prob(self, archs: Sequence[Architecture]) -> np.ndarray:
         """The policy's log-probability of each architecture.
@@ -232,7 +237,7 @@ class ControllerOracle(NasOracle):
             archs: Architectures of the space.
         """
         choices = np.array([self._choices(self.space.encode(a)) for a in archs])
-        return self.controller.log_prob(choices)[0].numpy()
+        return self._log_probs(choices)
 
     def embed(self, archs: Sequence[Architecture]) -> np.ndarray:
         """The controller's final hidden state for each architecture, shape (n, units).
@@ -241,7 +246,7 @@ class ControllerOracle(NasOracle):
             archs: Architectures of the space.
         """
         choices = np.array([self._choices(self.space.encode(a)) for a in archs])
-        return self.controller.log_prob(choices)[2].numpy()
+        return keras.ops.convert_to_numpy(self.controller.log_prob(choices)[2])
 
     # -- State ----------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import keras
 from keras_tuner.engine import trial as trial_module
 
+from kerasnas import backend
 from kerasnas._io import read_json, write_json
 from kerasnas.architecture import Architecture
 from kerasnas.cli.registry import Flag
@@ -160,6 +161,10 @@ class OneShotOracle(NasOracle):
         from kerasnas.oneshot.train import check_optimizer, check_rank_by
 
         supernet_class(space)  # A space without a supernet is refused before any work.
+        backend.require_tensorflow(
+            f"One-shot search (strategy={method!r}: its supernet's training loop)",
+            "the strategies 'random', 'evolution', 'local', 'bananas', 'controller' or 'morphism'",
+        )
         if method not in METHODS:
             raise ValueError(f"Unknown one-shot method {method!r}. Choose one of {list(METHODS)}.")
         if optimizer is not None:

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from kerasnas import backend
 from kerasnas.proxies import _model
 from kerasnas.proxies.counts import flops, params
 
@@ -31,6 +32,8 @@ PROXIES = (
 #: The proxies that need labels.
 LABELLED = ("snip", "grad_norm", "zico")
 _BATCH = ("naswot", "snip", "grad_norm", "jacob_cov", "zico", "meco")
+#: The proxies that take gradients (tf.GradientTape): TensorFlow backend only.
+GRADIENT_PROXIES = ("synflow", "snip", "grad_norm", "jacob_cov", "zico")
 #: The proxies that read the ReLU layers' outputs.
 _TAPPED = ("naswot", "meco")
 #: The small constant jacob_cov adds to the eigenvalues (Mellor et al.'s code).
@@ -137,6 +140,11 @@ def check_proxies(proxies: str | Sequence[str]) -> tuple[str, ...]:
     unknown = [name for name in names if name not in PROXIES]
     if unknown:
         raise ValueError(f"Unknown proxy name(s) {unknown}. Known proxies: {list(PROXIES)}.")
+    gradient = [name for name in names if name in GRADIENT_PROXIES]
+    if gradient:
+        others = ", ".join(repr(p) for p in PROXIES if p not in GRADIENT_PROXIES)
+        what = f"Computing the zero-cost proxies {gradient} (they take gradients)"
+        backend.require_tensorflow(what, others)
     return tuple(dict.fromkeys(names))
 
 
@@ -365,17 +373,21 @@ def _batch_proxies(model: keras.Model, x: np.ndarray, y, names: Sequence[str]) -
     # snip and grad_norm: from the whole batch's loss gradients (zico takes its own).
     sensitivities = {"snip", "grad_norm"} & set(names)
     weights = _model.proxy_weights(model) if labelled else []
-    inputs = tf.constant(x)
+    # Only jacob_cov, snip and grad_norm differentiate (TensorFlow only: check_proxies).
+    differentiates = bool(sensitivities) or "jacob_cov" in names
+    inputs = tf.constant(x) if differentiates else x
     values = {}
     with _model.preserved(model), _model.logits_net(model, taps) as net:
         with tf.GradientTape(persistent=True) as tape:
-            tape.watch(inputs)
+            if differentiates:
+                tape.watch(inputs)
             outputs = net(inputs, training=True)
-            logits = tf.cast(outputs[0], tf.float32)
-            total = tf.reduce_sum(logits)
+            if differentiates:
+                logits = tf.cast(outputs[0], tf.float32)
+                total = tf.reduce_sum(logits)
             if sensitivities:
                 loss = _mean_cross_entropy(y, logits)
-        relu = [np.asarray(t) for t in outputs[1:]]
+        relu = [keras.ops.convert_to_numpy(t) for t in outputs[1:]]
         if "naswot" in names:
             values["naswot"] = _naswot(relu)
         if "meco" in names:

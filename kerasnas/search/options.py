@@ -10,6 +10,7 @@ from typing import Any
 import keras_tuner
 from keras_tuner.engine import metrics_tracking
 
+from kerasnas import backend
 from kerasnas.objectives import objective_inputs
 from kerasnas.oracles import STRATEGIES
 from kerasnas.oracles.base import NasOracle
@@ -200,6 +201,12 @@ def _adopt_oracle(oracle, space, objective, max_trials) -> keras_tuner.Oracle:
 
 def check_distribution_strategy(strategy: Any) -> None:
     """Refuses strategies that Keras 3 cannot train with."""
+    if strategy is not None:
+        backend.require_tensorflow(
+            "distribution_strategy (a tf.distribute strategy)",
+            "keras.distribution (JAX's data parallelism, set before the search) or "
+            "keras-tuner's chief/worker mode",
+        )
     extended = getattr(strategy, "extended", None)
     in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
     if in_multi_worker_mode is not None and in_multi_worker_mode():
