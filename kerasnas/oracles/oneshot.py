@@ -162,7 +162,7 @@ class OneShotOracle(NasOracle):
 
         supernet_class(space)  # A space without a supernet is refused before any work.
         backend.require_tensorflow(
-            f"One-shot search (strategy={method!r}: its supernet's training loop)",
+            f"One-shot search (method {method!r}: its supernet's training loop)",
             "the strategies 'random', 'evolution', 'local', 'bananas', 'controller' or 'morphism'",
         )
         if method not in METHODS:

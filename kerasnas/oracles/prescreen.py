@@ -88,7 +88,7 @@ class PrescreenOracle(NasOracle):
             )
         if proxy not in RANKINGS:
             raise ValueError(f"proxy must be one of {list(RANKINGS)}. Received: {proxy!r}.")
-        proxies.measures.check_proxies(vote_proxies)
+        proxies.measures.check_proxies(vote_proxies if proxy == "vote" else proxy)
         super().__init__(space, **kwargs)
         self.pool_size = pool_size
         self.proxy = proxy
