@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench lint docs datasets clean
+.PHONY: demo test bench lint docs datasets backends clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,16 @@ datasets:
 	  fi; \
 	done
 
-test: $(VENV)/.installed-test datasets
+# Best effort: a CPU build of PyTorch, for the torch backend's smoke test (it skips without
+# torch). PyPI's torch wheels for Linux are CUDA builds of several GB; a "+cpu" version
+# matches only a CPU build: a local wheel (pip's find-links), or the index
+# https://download.pytorch.org/whl/cpu given as PIP_EXTRA_INDEX_URL.
+TORCH_CPU ?= torch==2.13.0+cpu
+backends: $(VENV)/.installed-test
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_CPU)" \
+	  >/dev/null 2>&1 || echo "note: no CPU build of torch ($(TORCH_CPU)); its tests will skip"
+
+test: $(VENV)/.installed-test datasets backends
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=20
 
 bench: $(VENV)/.installed

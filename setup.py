@@ -51,6 +51,9 @@ setup(
             "nbclient>=0.7",
             "nbformat>=5.7",
             "ipykernel>=6",
+            # The JAX backend's smoke test (tests/backends_test.py); `make test` adds a
+            # CPU build of torch where one installs (`make backends`).
+            "jax[cpu]>=0.4.30",
         ],
         "docs": ["mkdocs>=1.5", "mkdocstrings[python]>=0.24"],
         # Optuna's TPE sampler, the outside peer of `python -m kerasnas.benchmarks`.

@@ -54,7 +54,7 @@ def seconds_per_100(spec: harness.TableSpec, strategy: str, repeats: int) -> flo
     for seed in range(repeats):
         start = time.perf_counter()
         if strategy == tpe.TPE:
-            tpe.tpe_search(bench, 100, seed)
+            tpe.peer_search(bench, 100, seed)
         else:
             with tempfile.TemporaryDirectory(dir=compare.store_root()) as tmp:
                 kn.Search(

@@ -6,9 +6,9 @@ trains, through Keras alone, so every space and most strategies run on all
 three. Three things need more than Keras's layers and `fit`, and live here:
 
 - `compiled`: a function of Keras ops compiled once per input signature
-  (`tf.function`, `jax.jit`; eager under PyTorch), optionally returning its
-  gradients with respect to some variables: learning that is not `model.fit`
-  (the controller's policy);
+  (`tf.function`, `jax.jit`; eager under PyTorch);
+- `train_step`: one compiled optimizer step on a loss of Keras ops, for
+  learning that is not `model.fit` (the controller's policy);
 - `require_tensorflow`: the one-line refusal of what stays TensorFlow-only
   (tf.distribute strategies, the one-shot supernets' training loops).
 
@@ -54,47 +54,25 @@ def require_tensorflow(what: str, instead: str = "") -> None:
 
 
 def compiled(
-    fn: Callable[..., Any],
-    variables: Callable[[], Sequence[keras.Variable]],
-    *,
-    differentiate: bool = False,
+    fn: Callable[..., Any], variables: Callable[[], Sequence[keras.Variable]]
 ) -> Callable[..., Any]:
     """`fn`, a function of Keras ops that reads (never assigns) variables, compiled once.
 
     Under TensorFlow a `tf.function`, under JAX a `jax.jit` of `fn` with the
-    current values of `variables()` passed in, under PyTorch `fn` itself.
-    Arguments are tensors, arrays or None; retracing happens per shape.
-
-    With `differentiate=True`, `fn` returns a scalar loss and the compiled
-    function returns `(loss, grads)`: one gradient per variable of
-    `variables()`, zeros for one the loss does not use, of the backend's type
-    (`optimizer.apply(grads, variables)` takes them).
+    current values of `variables()` passed in, under PyTorch `fn` itself
+    (without autograd). Arguments are tensors, arrays or None; it retraces per
+    shape.
 
     Args:
         fn: The function to compile.
         variables: Returns the variables `fn` reads (called at each call, so
             variables created after `compiled` are seen).
-        differentiate: Whether to return the loss's gradients too.
     """
     backend = name()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        if not differentiate:
-            return tf.function(fn, reduce_retracing=True)
-
-        @tf.function(reduce_retracing=True)
-        def step(*args):
-            watched = list(variables())
-            with tf.GradientTape() as tape:
-                loss = fn(*args)
-            grads = tape.gradient(loss, watched)
-            return loss, [
-                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                for g, v in zip(grads, watched, strict=True)
-            ]
-
-        return step
+        return tf.function(fn, reduce_retracing=True)
     if backend == "jax":
         import jax
 
@@ -102,20 +80,89 @@ def compiled(
             with keras.StatelessScope(state_mapping=list(zip(variables(), values, strict=True))):
                 return fn(*args)
 
-        jitted = jax.jit(jax.value_and_grad(stateless) if differentiate else stateless)
+        jitted = jax.jit(stateless)
         return lambda *args: jitted([v.value for v in variables()], *args)
 
     import torch
 
     def eager(*args):
-        if not differentiate:
-            with torch.no_grad():
-                return fn(*args)
-        watched = [v.value for v in variables()]
-        loss = fn(*args)
-        grads = torch.autograd.grad(loss, watched, allow_unused=True)
-        return loss.detach(), [
-            torch.zeros_like(v) if g is None else g for g, v in zip(grads, watched, strict=True)
-        ]
+        with torch.no_grad():
+            return fn(*args)
 
     return eager
+
+
+def train_step(
+    loss: Callable[..., Any],
+    variables: Sequence[keras.Variable],
+    optimizer: keras.optimizers.Optimizer,
+) -> Callable[..., float]:
+    """One optimizer step on `loss(*args)`, compiled once: learning that is not `model.fit`.
+
+    The returned function computes the loss, its gradient with respect to each
+    of `variables` (zero for a variable the loss does not use) and applies
+    them with `optimizer` (built on `variables`), and returns the loss as a
+    float. TensorFlow: one `tf.function`; JAX: one `jax.jit` of the loss, its
+    gradients and `optimizer.stateless_apply`, whose results are assigned back;
+    PyTorch: autograd and `optimizer.apply`, eagerly.
+
+    Args:
+        loss: A function of Keras ops returning a scalar; it reads, never
+            assigns, the variables.
+        variables: The variables to learn.
+        optimizer: The optimizer, built on `variables` (`optimizer.build`).
+    """
+    variables = list(variables)
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def tf_step(*args):
+            with tf.GradientTape() as tape:
+                value = loss(*args)
+            grads = tape.gradient(value, variables)
+            pairs = zip(grads, variables, strict=True)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
+            optimizer.apply(grads, variables)
+            return value
+
+        return lambda *args: float(tf_step(*args))
+    if backend == "jax":
+        import jax
+
+        def stateless_loss(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return loss(*args)
+
+        def stateless_step(values, optimizer_values, *args):
+            value, grads = jax.value_and_grad(stateless_loss)(values, *args)
+            values, optimizer_values = optimizer.stateless_apply(optimizer_values, grads, values)
+            return value, values, optimizer_values
+
+        jitted = jax.jit(stateless_step)
+
+        def jax_step(*args):
+            value, values, optimizer_values = jitted(
+                [v.value for v in variables], [v.value for v in optimizer.variables], *args
+            )
+            for v, new in zip(variables, values, strict=True):
+                v.assign(new)
+            for v, new in zip(optimizer.variables, optimizer_values, strict=True):
+                v.assign(new)
+            return float(value)
+
+        return jax_step
+
+    import torch
+
+    def torch_step(*args):
+        value = loss(*args)
+        watched = [v.value for v in variables]
+        grads = torch.autograd.grad(value, watched, allow_unused=True)
+        pairs = zip(grads, watched, strict=True)
+        grads = [torch.zeros_like(v) if g is None else g for g, v in pairs]
+        optimizer.apply(grads, variables)
+        return float(value.detach())
+
+    return torch_step

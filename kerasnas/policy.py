@@ -359,7 +359,7 @@ class LSTMPolicy(PolicyNetwork):
         # Gradients are clipped to a global norm of `grad_clip` by the optimizer.
         self.optimizer = keras.optimizers.Adam(self.learning_rate, global_clipnorm=self.grad_clip)
         self.optimizer.build(self.trainable_variables)
-        self._gradients: Callable | None = None
+        self._train_step: Callable | None = None
         self.baseline: float | None = None
         self.reward_scale: float | None = None  # Moving RMS deviation from the baseline.
         self.buffer: list[dict] = []  # rewarded samples waiting for an update
@@ -434,16 +434,12 @@ class LSTMPolicy(PolicyNetwork):
         return loss
 
     def _step(self, choices, advantage, old_logp, memory) -> None:
-        if self._gradients is None:  # Compiled once, on first use.
-            self._gradients = backend.compiled(
-                self._loss, lambda: self.trainable_variables, differentiate=True
+        if self._train_step is None:  # Compiled once, on first use.
+            self._train_step = backend.train_step(
+                self._loss, self.trainable_variables, self.optimizer
             )
-        tensors = [
-            None if a is None else ops.convert_to_tensor(a)
-            for a in (choices, advantage, old_logp, memory)
-        ]
-        _, grads = self._gradients(*tensors)
-        self.optimizer.apply(grads, self.trainable_variables)
+        arrays = (choices, advantage, old_logp, memory)
+        self._train_step(*[None if a is None else ops.convert_to_tensor(a) for a in arrays])
 
     # -- State ---------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

@@ -53,7 +53,8 @@ flags.DEFINE_enum(
 flags.DEFINE_list(
     "strategies",
     None,
-    "Strategies to compare (add tpe to require the Optuna peer). "
+    "Strategies to compare (add tpe to require the Optuna TPE peer, gp for Optuna's "
+    "GPSampler, which needs PyTorch). "
     "Default: every registered strategy that runs on a table.",
 )
 flags.DEFINE_boolean("tpe", True, "Run Optuna's TPE sampler as a peer (needs optuna).")
@@ -170,15 +171,21 @@ def _strategies() -> tuple[list[str], bool]:
     if FLAGS.strategies is None:
         return harness.table_strategies(), FLAGS.tpe
     names = [s for s in FLAGS.strategies if s != tpe.TPE]
-    unknown = [s for s in names if s not in STRATEGIES]
+    unknown = [s for s in names if s not in STRATEGIES and s not in tpe.PEERS]
     if unknown:
-        _usage_error(f"unknown strategy {unknown}; choose among {sorted([*STRATEGIES, tpe.TPE])}")
+        known = sorted([*STRATEGIES, *tpe.PEERS])
+        _usage_error(f"unknown strategy {unknown}; choose among {known}")
+    if tpe.GP in names:
+        try:
+            tpe.require_optuna(tpe.GP)
+        except ImportError as err:
+            _usage_error(str(err))
     usable = harness.table_strategies()
-    training = [s for s in names if s not in usable]
+    training = [s for s in names if s not in usable and s not in tpe.PEERS]
     if training:
         _usage_error(
             f"strategy {training} trains networks itself and cannot run on a table; "
-            f"choose among {usable} and tpe"
+            f"choose among {usable}, tpe and gp"
         )
     return names, FLAGS.tpe or tpe.TPE in FLAGS.strategies
 

@@ -92,8 +92,10 @@ def _run_job(job: _Job) -> tuple[float, list[float], list[float], float]:
     """One search: `(final, curve, rewards, seconds)` (runs in a worker process)."""
     start = time.perf_counter()
     bench = job.table.load()
-    if job.strategy == tpe.TPE:
-        records = tpe.tpe_search(bench, job.budget, job.seed, objective=job.objective)
+    if job.strategy in tpe.PEERS:
+        records = tpe.peer_search(
+            bench, job.budget, job.seed, peer=job.strategy, objective=job.objective
+        )
         final, curve, rewards = compare.trajectory(records, job.objective, job.report, job.budget)
     else:
         from kerasnas.oracles import STRATEGIES, register
@@ -243,12 +245,13 @@ def run(
     prefix: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> Comparison:
-    """Runs every strategy (and the TPE peer) on every table, budget and seed.
+    """Runs every strategy (and the Optuna peers) on every table, budget and seed.
 
     Args:
         tables: The tables (`TableSpec`s; their names must differ).
-        strategies: Strategy names of `kerasnas.oracles.STRATEGIES`; all that
-            run on tables (`table_strategies()`) when None.
+        strategies: Strategy names of `kerasnas.oracles.STRATEGIES`, and the
+            Optuna peers `"tpe"` and `"gp"` (`kerasnas.benchmarks.tpe.PEERS`); all
+            strategies that run on tables (`table_strategies()`) when None.
         budgets: Trials (table queries) per search.
         seeds: A number of seeds (0..n-1) or the seeds themselves.
         tpe_peer: Whether to run Optuna's TPE sampler too (needs `optuna`).
@@ -273,8 +276,9 @@ def run(
         raise ValueError(f"Table names must differ. Received: {[t.name for t in tables]}.")
     names = list(table_strategies() if strategies is None else strategies)
     names = [tpe.TPE] * bool(tpe_peer) + [s for s in names if s != tpe.TPE]
-    if tpe.TPE in names:
-        tpe.require_optuna()
+    for peer in tpe.PEERS:
+        if peer in names:
+            tpe.require_optuna(peer)
     for table in tables:
         bench = table.load()
         for metric in (objective, report):
