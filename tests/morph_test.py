@@ -330,3 +330,20 @@ def test_only_strings_and_functional_models():
     assert gap(parent, morph.apply(parent, "widen:conv_1:4")) < TOLERANCE
     copy = morph.apply(parent, [])
     assert copy is not parent and gap(parent, copy) == 0.0
+
+
+def test_the_same_architecture_has_the_same_layer_names_whatever_was_built_before():
+    # MacroSpace leaves layer names to Keras's session counter (conv2d_15, ...): a morph
+    # op names a layer, so every build of an architecture must read the same names.
+    space = kn.spaces.MacroSpace(stages=(1, 1, 1), init_channels=8, head_channels=16,
+                                 num_classes=10, input_shape=(8, 8, 1))  # fmt: skip
+    arch = space.sample(np.random.default_rng(0))
+    keras.backend.clear_session()
+    first = morph.graph.from_model(space.build(arch))
+    space.build(space.sample(np.random.default_rng(1)))  # Advances the counters.
+    second = morph.graph.from_model(space.build(arch))
+    assert list(first.nodes) == list(second.nodes)
+    assert "conv2d" in first.nodes and "conv2d_1" in first.nodes
+    # The renamed graph builds, and an op naming one of its layers applies.
+    child = morph.apply(space.build(arch), ["widen:conv2d:4"], compile=False)
+    assert child.get_layer("conv2d").filters == 12

@@ -253,3 +253,17 @@ def test_inheriting_children_train_at_a_scaled_learning_rate(tmp_path):
     scaled = scaled_learning_rate(keras.optimizers.SGD(schedule), 0.5)["config"]["learning_rate"]
     assert scaled["config"]["initial_learning_rate"] == pytest.approx(0.05)
     assert scaled["config"]["warmup_target"] == pytest.approx(0.1)
+
+
+@pytest.mark.usefixtures("eager")
+def test_a_child_inherits_on_a_space_that_leaves_layer_names_to_keras(tmp_path):
+    # MacroSpace's layers are named by Keras's session counter; the child's ops name the
+    # parent's layers as the strategy read them (kerasnas.morph.graph renumbers them).
+    (x, y), (xv, yv) = tiny.digits(64, 32)
+    space = kn.spaces.MacroSpace(stages=(1, 1, 1), init_channels=8, head_channels=16)
+    search = kn.Search(space, strategy="morphism", max_trials=2, seed=0, directory=tmp_path,
+                       initial_trials=1, verbose=0)  # fmt: skip
+    search.fit(x, y, validation_data=(xv, yv), epochs=1, batch_size=32)
+    records = search.results()
+    assert [r["status"] for r in records] == ["COMPLETED", "COMPLETED"]
+    assert records[1]["details"]["morph"]["inherited"] is True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -241,8 +242,11 @@ def from_model(model: keras.Model) -> Graph:
         if node.is_input:
             return [], False
         args, kwargs = node.arguments.args, node.arguments.kwargs
-        # Keras records `mask=None` for some layers; other keywords are refused.
-        if any(v is not None for v in kwargs.values()) or len(args) != 1:
+        # Keras records `mask=None` for some layers and `training=False` for those that
+        # take it (Dropout: the flag given when the model runs replaces it); other keywords
+        # are refused.
+        extra = [k for k, v in kwargs.items() if v is not None and k != "training"]
+        if extra or len(args) != 1:
             raise ValueError(
                 f"Layer {name!r} is called with extra arguments; morphisms need layers "
                 "called on one tensor or one list of tensors."
@@ -280,16 +284,50 @@ def from_model(model: keras.Model) -> Graph:
             weights=weights,
             shape=shape,
         )
+    renamed = _numbered_names(nodes.values())
     graph = Graph(
-        nodes.values(),
-        [call_of(t)[0] for t in inputs],
-        [call_of(t)[0] for t in outputs],
+        [_renamed(node, renamed) for node in nodes.values()],
+        [renamed.get(n, n) for n in (call_of(t)[0] for t in inputs)],
+        [renamed.get(n, n) for n in (call_of(t)[0] for t in outputs)],
         model.name,
     )
     missing = set(graph.nodes) - set(graph.order())
     if missing:
         raise ValueError(f"Layers {sorted(missing)} do not lead to the model's outputs.")
     return graph
+
+
+def _snake_case(class_name: str) -> str:
+    """The prefix of Keras's automatic names for a layer class (`Conv2D` -> `conv2d`)."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _numbered_names(nodes: Iterable[Node]) -> dict[str, str]:
+    """Keras's automatic layer names (`conv2d_15`) renumbered in the graph's own order.
+
+    Keras numbers unnamed layers by a counter of the whole session, so the same
+    architecture built twice (by a strategy, and by a trial after `clear_session`)
+    gets other names; morph ops name layers. Renumbering them per class in the
+    order the graph is read (from the model's structure, not the names) gives
+    every build of an architecture the same names. Names a space gave its layers
+    (not of the form `<class in snake case>[_<n>]`) are kept.
+    """
+    counts: dict[str, int] = {}
+    renamed: dict[str, str] = {}
+    for node in nodes:
+        base = _snake_case(node.layer_cls.__name__)
+        if re.fullmatch(rf"{re.escape(base)}(_\d+)?", node.name):
+            count = counts[base] = counts.get(base, 0) + 1
+            renamed[node.name] = base if count == 1 else f"{base}_{count - 1}"
+    return renamed
+
+
+def _renamed(node: Node, renamed: dict[str, str]) -> Node:
+    name = renamed.get(node.name, node.name)
+    config = {**node.config, "name": name} if "name" in node.config else node.config
+    inputs = [renamed.get(n, n) for n in node.inputs]
+    return dataclasses.replace(node, name=name, config=config, inputs=inputs)
 
 
 def to_model(graph: Graph) -> keras.Model:

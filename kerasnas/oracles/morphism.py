@@ -366,8 +366,8 @@ def _check_space(space: SearchSpace) -> None:
         raise ValueError(
             f"MorphismOracle cannot search a {type(space).__name__}: kerasnas.morph does not "
             "transform its models. Search it with 'random', 'grid', 'evolution', 'local', "
-            "'bananas' or 'controller', or search a ChainSpace, a NASNetSpace or a "
-            "ConvNetSpace with morphism."
+            "'bananas' or 'controller', or search an image space (ChainSpace, NASNetSpace, "
+            "ConvNetSpace, MacroSpace, NASBench101Space, NASBench201Space) with morphism."
         )
 
 
