@@ -109,33 +109,33 @@ def child_matrix(kn, np) -> None:
                 emit(**row, status=status, seconds_per_trial=seconds / max(len(done), 1))
 
 
-def child_digits(kn, np) -> None:
-    (x, y), (xv, yv), (xt, yt) = kn.data.load("digits")
-    space = kn.spaces.NASNetSpace(num_blocks=5, num_cells=2, num_reductions=2, filters=32)
+def timed_search(kn, space, trials: int, data: tuple, epochs: int, batch_size: int) -> dict:
+    """A random search of `trials` trials: seconds, best validation score, test accuracy."""
+    (x, y), validation, (xt, yt) = data
     with tempfile.TemporaryDirectory() as directory:
-        search = kn.Search(space, strategy="random", max_trials=10, directory=directory,
+        search = kn.Search(space, strategy="random", max_trials=trials, directory=directory,
                            seed=0, verbose=0)  # fmt: skip
         start = time.perf_counter()
-        search.fit(x, y, validation_data=(xv, yv), epochs=2, batch_size=32)
+        search.fit(x, y, validation_data=validation, epochs=epochs, batch_size=batch_size)
         seconds = time.perf_counter() - start
         best = max(r["score"] for r in search.results() if r["score"] is not None)
         test = search.best_model().evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
-    emit(part="digits", seconds_per_trial=seconds / 10, best_val=best, test=test)
+    return {"seconds": seconds, "best_val": best, "test": test}
+
+
+def child_digits(kn, np) -> None:
+    space = kn.spaces.NASNetSpace(num_blocks=5, num_cells=2, num_reductions=2, filters=32)
+    found = timed_search(kn, space, 10, kn.data.load("digits"), epochs=2, batch_size=32)
+    emit(part="digits", seconds_per_trial=found["seconds"] / 10, best_val=found["best_val"],
+         test=found["test"])  # fmt: skip
 
 
 def child_fashion(kn, np) -> None:
-    (x, y), (xv, yv), (xt, yt) = kn.data.load("fashion_mnist")
-    x, y, xv, yv = x[:10000], y[:10000], xv[:2000], yv[:2000]
+    (x, y), (xv, yv), test = kn.data.load("fashion_mnist")
+    data = ((x[:10000], y[:10000]), (xv[:2000], yv[:2000]), test)
     for name in IMAGE_SPACES:
-        space = kn.spaces.SPACES[name]()
-        with tempfile.TemporaryDirectory() as directory:
-            search = kn.Search(space, strategy="random", max_trials=1, directory=directory,
-                               seed=0, verbose=0)  # fmt: skip
-            start = time.perf_counter()
-            search.fit(x, y, validation_data=(xv, yv), epochs=1, batch_size=128)
-            seconds = time.perf_counter() - start
-            test = search.best_model().evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
-        emit(part="fashion", space=name, seconds=seconds, test=test)
+        found = timed_search(kn, kn.spaces.SPACES[name](), 1, data, epochs=1, batch_size=128)
+        emit(part="fashion", space=name, seconds=found["seconds"], test=found["test"])
 
 
 def child(part: str) -> None:
