@@ -22,9 +22,6 @@ from typing import Any
 
 import keras
 
-#: The backends kerasnas runs on.
-BACKENDS = ("tensorflow", "jax", "torch")
-
 
 def name() -> str:
     """The Keras backend of this process: "tensorflow", "jax" or "torch"."""
@@ -53,41 +50,50 @@ def require_tensorflow(what: str, instead: str = "") -> None:
         )
 
 
-def compiled(
-    fn: Callable[..., Any], variables: Callable[[], Sequence[keras.Variable]]
-) -> Callable[..., Any]:
-    """`fn`, a function of Keras ops that reads (never assigns) variables, compiled once.
+def _tensors(args: Sequence[Any]) -> list[Any]:
+    """Arrays as the backend's tensors (None stays None)."""
+    return [None if a is None else keras.ops.convert_to_tensor(a) for a in args]
+
+
+def _with_values(fn: Callable[..., Any], variables: Sequence[keras.Variable]) -> Callable:
+    """`fn` as a pure function of the variables' values (JAX): `(values, *args) -> fn(*args)`."""
+
+    def pure(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+            return fn(*args)
+
+    return pure
+
+
+def compiled(fn: Callable[..., Any], variables: Sequence[keras.Variable]) -> Callable[..., Any]:
+    """`fn`, a function of Keras ops that reads (never assigns) `variables`, compiled once.
 
     Under TensorFlow a `tf.function`, under JAX a `jax.jit` of `fn` with the
-    current values of `variables()` passed in, under PyTorch `fn` itself
-    (without autograd). Arguments are tensors, arrays or None; it retraces per
-    shape.
+    variables' current values passed in, under PyTorch `fn` itself (without
+    autograd). Arguments are tensors, arrays or None; it retraces per shape.
 
     Args:
         fn: The function to compile.
-        variables: Returns the variables `fn` reads (called at each call, so
-            variables created after `compiled` are seen).
+        variables: The variables `fn` reads.
     """
+    variables = list(variables)
     backend = name()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, reduce_retracing=True)
+        traced = tf.function(fn, reduce_retracing=True)
+        return lambda *args: traced(*_tensors(args))
     if backend == "jax":
         import jax
 
-        def stateless(values, *args):
-            with keras.StatelessScope(state_mapping=list(zip(variables(), values, strict=True))):
-                return fn(*args)
-
-        jitted = jax.jit(stateless)
-        return lambda *args: jitted([v.value for v in variables()], *args)
+        jitted = jax.jit(_with_values(fn, variables))
+        return lambda *args: jitted([v.value for v in variables], *_tensors(args))
 
     import torch
 
     def eager(*args):
         with torch.no_grad():
-            return fn(*args)
+            return fn(*_tensors(args))
 
     return eager
 
@@ -104,7 +110,8 @@ def train_step(
     them with `optimizer` (built on `variables`), and returns the loss as a
     float. TensorFlow: one `tf.function`; JAX: one `jax.jit` of the loss, its
     gradients and `optimizer.stateless_apply`, whose results are assigned back;
-    PyTorch: autograd and `optimizer.apply`, eagerly.
+    PyTorch: autograd and `optimizer.apply`, eagerly. Arguments are tensors,
+    arrays or None.
 
     Args:
         loss: A function of Keras ops returning a scalar; it reads, never
@@ -127,16 +134,12 @@ def train_step(
             optimizer.apply(grads, variables)
             return value
 
-        return lambda *args: float(tf_step(*args))
+        return lambda *args: float(tf_step(*_tensors(args)))
     if backend == "jax":
         import jax
 
-        def stateless_loss(values, *args):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-                return loss(*args)
-
         def stateless_step(values, optimizer_values, *args):
-            value, grads = jax.value_and_grad(stateless_loss)(values, *args)
+            value, grads = jax.value_and_grad(_with_values(loss, variables))(values, *args)
             values, optimizer_values = optimizer.stateless_apply(optimizer_values, grads, values)
             return value, values, optimizer_values
 
@@ -144,7 +147,9 @@ def train_step(
 
         def jax_step(*args):
             value, values, optimizer_values = jitted(
-                [v.value for v in variables], [v.value for v in optimizer.variables], *args
+                [v.value for v in variables],
+                [v.value for v in optimizer.variables],
+                *_tensors(args),
             )
             for v, new in zip(variables, values, strict=True):
                 v.assign(new)
@@ -157,7 +162,7 @@ def train_step(
     import torch
 
     def torch_step(*args):
-        value = loss(*args)
+        value = loss(*_tensors(args))
         watched = [v.value for v in variables]
         grads = torch.autograd.grad(value, watched, allow_unused=True)
         pairs = zip(grads, watched, strict=True)

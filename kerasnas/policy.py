@@ -157,10 +157,10 @@ class PolicyNetwork:
         self.memory_heads = (
             [keras.layers.Dense(n, kernel_initializer=init) for n in self.sizes] if memory else []
         )
-        self._sampler: Callable | None = None
         # Build every layer once so that the variables exist (and can be saved).
         zeros = np.zeros((1, len(self.sizes)), dtype="int32")
         self.log_prob(zeros, with_memory=bool(memory))
+        self._sampler = backend.compiled(self._sample_steps, self.trainable_variables)
 
     # -- The network --------------------------------------------------------------
     @property
@@ -193,9 +193,7 @@ class PolicyNetwork:
             rng: The generator to draw from.
         """
         u = rng.random(len(self.sizes)).astype("float32")
-        if self._sampler is None:  # Compiled once, on first use (backend.compiled).
-            self._sampler = backend.compiled(self._sample_steps, lambda: self.trainable_variables)
-        choices, logp = self._sampler(ops.convert_to_tensor(u))
+        choices, logp = self._sampler(u)
         return [int(c) for c in ops.convert_to_numpy(choices)], float(ops.convert_to_numpy(logp))
 
     def _sample_steps(self, u):
@@ -359,7 +357,7 @@ class LSTMPolicy(PolicyNetwork):
         # Gradients are clipped to a global norm of `grad_clip` by the optimizer.
         self.optimizer = keras.optimizers.Adam(self.learning_rate, global_clipnorm=self.grad_clip)
         self.optimizer.build(self.trainable_variables)
-        self._train_step: Callable | None = None
+        self._train_step = backend.train_step(self._loss, self.trainable_variables, self.optimizer)
         self.baseline: float | None = None
         self.reward_scale: float | None = None  # Moving RMS deviation from the baseline.
         self.buffer: list[dict] = []  # rewarded samples waiting for an update
@@ -416,7 +414,7 @@ class LSTMPolicy(PolicyNetwork):
             )
             memory = np.array([self.memory[i] for i in pick], dtype="int32")
         for _ in range(self.ppo_epochs if self.algorithm == "ppo" else 1):
-            self._step(choices, advantage, old_logp, memory)
+            self._train_step(choices, advantage, old_logp, memory)
         self.updates += 1
 
     def _loss(self, choices, advantage, old_logp, memory):
@@ -432,14 +430,6 @@ class LSTMPolicy(PolicyNetwork):
         if self.memory_weight > 0 and memory is not None:
             loss = loss + self.memory_weight * self.log_prob(memory, with_memory=True)[3]
         return loss
-
-    def _step(self, choices, advantage, old_logp, memory) -> None:
-        if self._train_step is None:  # Compiled once, on first use.
-            self._train_step = backend.train_step(
-                self._loss, self.trainable_variables, self.optimizer
-            )
-        arrays = (choices, advantage, old_logp, memory)
-        self._train_step(*[None if a is None else ops.convert_to_tensor(a) for a in arrays])
 
     # -- State ---------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def main(argv: list[str]) -> int:
             prefix=FLAGS.prefix,
             progress=_progress if FLAGS.progress else None,
         )
-    except ValueError as err:
+    except (ValueError, ImportError) as err:  # ImportError: a peer's package is missing.
         _usage_error(str(err))
     if FLAGS.rwa:
         for spec in tables:
@@ -175,11 +175,6 @@ def _strategies() -> tuple[list[str], bool]:
     if unknown:
         known = sorted([*STRATEGIES, *tpe.PEERS])
         _usage_error(f"unknown strategy {unknown}; choose among {known}")
-    if tpe.GP in names:
-        try:
-            tpe.require_optuna(tpe.GP)
-        except ImportError as err:
-            _usage_error(str(err))
     usable = harness.table_strategies()
     training = [s for s in names if s not in usable and s not in tpe.PEERS]
     if training:
